@@ -1,0 +1,1 @@
+"""Triggerline: behavioural triggers to personalised email, on Apache Kafka."""

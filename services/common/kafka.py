@@ -1,0 +1,119 @@
+"""confluent-kafka client factories and topic administration, configured one way everywhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from services.common.settings import KafkaSettings
+from services.common.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+def _merge(settings: KafkaSettings, overrides: Mapping[str, Any] | None, base: dict[str, Any]) -> dict[str, Any]:
+    return {**settings.client_config(), **base, **dict(overrides or {})}
+
+
+def make_producer(
+    settings: KafkaSettings,
+    client_id: str,
+    transactional_id: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Producer:
+    """An idempotent producer (acks=all); transactional when given a transactional id."""
+    base: dict[str, Any] = {
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+    }
+    if transactional_id:
+        base["transactional.id"] = transactional_id
+    return Producer(_merge(settings, overrides, base))
+
+
+def make_consumer(
+    settings: KafkaSettings,
+    group_id: str,
+    client_id: str,
+    overrides: Mapping[str, Any] | None = None,
+) -> Consumer:
+    """A consumer that commits only what the caller stored and reads committed data only.
+
+    `read_committed` because `triggers.raw` is written in transactions: an aborted batch of a
+    crashed fetcher must never reach a reader. Offsets are stored explicitly after the effect of
+    a message is durable, and committed in the background from that store.
+    """
+    base: dict[str, Any] = {
+        "group.id": group_id,
+        "client.id": client_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+    return Consumer(_merge(settings, overrides, base))
+
+
+def make_admin(settings: KafkaSettings) -> AdminClient:
+    return AdminClient(settings.client_config())
+
+
+def ensure_topics(
+    admin: AdminClient, specs: Iterable[TopicSpec], replication_factor: int = 1, timeout: float = 30.0
+) -> list[str]:
+    """Create missing topics and raise partition counts that are too low; idempotent.
+
+    Returns the names of topics it created. Existing topics keep their configuration: a changed
+    retention is applied by the platform (Strimzi), not by a start-up race between services.
+    """
+    specs = list(specs)
+    metadata = admin.list_topics(timeout=timeout)
+    created: list[str] = []
+    new = [
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=replication_factor,
+            config=spec.config(),
+        )
+        for spec in specs
+        if spec.name not in metadata.topics
+    ]
+    if new:
+        for name, future in admin.create_topics(new, request_timeout=timeout).items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    grow = [
+        NewPartitions(spec.name, spec.partitions)
+        for spec in specs
+        if spec.name in metadata.topics
+        and len(metadata.topics[spec.name].partitions) < spec.partitions
+    ]
+    if grow:
+        for name, future in admin.create_partitions(grow, request_timeout=timeout).items():
+            future.result()
+            log.warning("raised the partition count of %s; keyed order changes for new data", name)
+    return created
+
+
+def header(headers: Headers | None, name: str) -> str | None:
+    """The last value of one header, decoded as UTF-8."""
+    value = None
+    for key, raw in headers or []:
+        if key == name and raw is not None:
+            value = raw.decode("utf-8", "replace")
+    return value

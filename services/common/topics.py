@@ -1,0 +1,157 @@
+"""The topic declaration: the one place topic names, partitions and retention are written.
+
+The local bootstrap (`triggerline topics create`), the tests and the Kubernetes manifests all
+derive from `TOPICS`; code says `TOPICS.triggers_raw.name`, never a literal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Literal
+
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
+
+_DAY = timedelta(days=1)
+_CAMPAIGN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as the platform must create it."""
+
+    name: str
+    partitions: int
+    retention: timedelta | None  # None: keep forever (compacted topics)
+    cleanup_policy: CleanupPolicy = "delete"
+    description: str = ""
+    extra_config: dict[str, str] = field(default_factory=dict)
+
+    def config(self) -> dict[str, str]:
+        """Topic-level configuration as Kafka names it."""
+        config = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
+        retention_ms = -1 if self.retention is None else int(self.retention.total_seconds() * 1000)
+        config["retention.ms"] = str(retention_ms)
+        return config
+
+
+RETRY_DELAYS: tuple[timedelta, ...] = (
+    timedelta(seconds=30),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+)
+
+
+def delay_label(delay: timedelta) -> str:
+    """30s, 5m, 2h: the suffix of a retry topic."""
+    seconds = int(delay.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every fixed topic, plus the rule that names campaign result topics."""
+
+    triggers_raw: TopicSpec
+    triggers_dlq: TopicSpec
+    triggers_unmatched: TopicSpec
+    fetcher_pointers: TopicSpec
+    processor_by_profile: TopicSpec
+    emails_dlq: TopicSpec
+    outcomes: TopicSpec
+    email_partitions: int = 12
+    email_retention: timedelta = 7 * _DAY
+
+    def emails(self, campaign: str) -> TopicSpec:
+        """The result topic of one campaign: `emails.<campaign>`."""
+        if not _CAMPAIGN_NAME.match(campaign):
+            raise ValueError(
+                f"campaign name {campaign!r} must be lowercase letters, digits, '-' or '_'"
+            )
+        if campaign in ("dlq", "retry"):
+            raise ValueError(f"campaign name {campaign!r} is reserved")
+        return TopicSpec(
+            f"emails.{campaign}",
+            self.email_partitions,
+            self.email_retention,
+            description=f"Email requests of campaign {campaign}, keyed by profile id.",
+        )
+
+    def email_retries(self) -> tuple[TopicSpec, ...]:
+        """Delay topics the mailer routes transient failures through, shortest first."""
+        return tuple(
+            TopicSpec(
+                f"emails.retry.{delay_label(delay)}",
+                6,
+                7 * _DAY,
+                description=f"Email requests waiting {delay_label(delay)} before another attempt.",
+            )
+            for delay in RETRY_DELAYS
+        )
+
+    def fixed(self) -> tuple[TopicSpec, ...]:
+        """Every topic that exists whatever the campaigns are."""
+        return (
+            self.triggers_raw,
+            self.triggers_dlq,
+            self.triggers_unmatched,
+            self.fetcher_pointers,
+            self.processor_by_profile,
+            self.emails_dlq,
+            self.outcomes,
+            *self.email_retries(),
+        )
+
+
+TOPICS = Topics(
+    triggers_raw=TopicSpec(
+        "triggers.raw",
+        12,
+        7 * _DAY,
+        description="Every upstream DATA envelope, keyed by mcId; written in transactions.",
+    ),
+    triggers_dlq=TopicSpec(
+        "triggers.dlq",
+        3,
+        30 * _DAY,
+        description="Envelopes that cannot be decoded or validated; headers say why.",
+    ),
+    triggers_unmatched=TopicSpec(
+        "triggers.unmatched",
+        12,
+        14 * _DAY,
+        description="Triggers whose visitor has no profile yet; re-drivable.",
+    ),
+    fetcher_pointers=TopicSpec(
+        "triggerline-fetcher-pointers",
+        1,
+        None,
+        cleanup_policy="compact",
+        description="The fetcher's upstream pointer (partition:offset), written in the "
+        "same transaction as the messages.",
+        extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+    ),
+    processor_by_profile=TopicSpec(
+        "triggerline-processor-by-profile-repartition",
+        12,
+        1 * _DAY,
+        description="Resolved triggers re-keyed by profile id, so a profile's state "
+        "lives on one partition.",
+    ),
+    emails_dlq=TopicSpec(
+        "emails.dlq",
+        3,
+        30 * _DAY,
+        description="Email requests that failed every attempt or cannot be rendered.",
+    ),
+    outcomes=TopicSpec(
+        "outcomes",
+        12,
+        30 * _DAY,
+        description="Exactly one terminal outcome per trigger.",
+    ),
+)

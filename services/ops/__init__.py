@@ -1,0 +1,1 @@
+"""Operator commands: topics, database, configuration, the local stack, replay."""
