@@ -18,7 +18,7 @@ class TriggerlineError(Exception):
     """Root of every error Triggerline raises on purpose."""
 
 
-class InvalidInput(TriggerlineError):  # noqa: N818 - a kind of input, not a generic error
+class InvalidInput(TriggerlineError):
     """The message can never succeed as it is: dead-letter it with this reason."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -27,7 +27,7 @@ class InvalidInput(TriggerlineError):  # noqa: N818 - a kind of input, not a gen
         self.detail = detail
 
 
-class TransientFailure(TriggerlineError):  # noqa: N818
+class TransientFailure(TriggerlineError):
     """A dependency failed for now; the same work may succeed later."""
 
     def __init__(self, message: str, retry_after: timedelta | None = None) -> None:
@@ -35,7 +35,7 @@ class TransientFailure(TriggerlineError):  # noqa: N818
         self.retry_after = retry_after
 
 
-class PermanentFailure(TriggerlineError):  # noqa: N818
+class PermanentFailure(TriggerlineError):
     """A dependency refused the work for good; record the outcome and move on."""
 
     def __init__(self, message: str, code: int | None = None) -> None:

@@ -79,7 +79,7 @@ class HealthServer:
         pages = {**standard_pages(probes), **(extra or {})}
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 page = pages.get(self.path.split("?", 1)[0])
                 if page is None:
                     status, ctype, body = 404, "text/plain", b"not found\n"
@@ -95,7 +95,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # scrapes every few seconds would drown the service's own log
 
         self._server = ThreadingHTTPServer((host, port), Handler)

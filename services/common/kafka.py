@@ -17,7 +17,9 @@ log = logging.getLogger(__name__)
 Headers = list[tuple[str, bytes]]
 
 
-def _merge(settings: KafkaSettings, overrides: Mapping[str, Any] | None, base: dict[str, Any]) -> dict[str, Any]:
+def _merge(
+    settings: KafkaSettings, overrides: Mapping[str, Any] | None, base: dict[str, Any]
+) -> dict[str, Any]:
     return {**settings.client_config(), **base, **dict(overrides or {})}
 
 
@@ -69,7 +71,10 @@ def make_admin(settings: KafkaSettings) -> AdminClient:
 
 
 def ensure_topics(
-    admin: AdminClient, specs: Iterable[TopicSpec], replication_factor: int = 1, timeout: float = 30.0
+    admin: AdminClient,
+    specs: Iterable[TopicSpec],
+    replication_factor: int = 1,
+    timeout: float = 30.0,
 ) -> list[str]:
     """Create missing topics and raise partition counts that are too low; idempotent.
 

@@ -147,8 +147,7 @@ def load_pipeline_config(path: Path) -> PipelineConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(
-            f"cannot read the routing file {path} ({exc.strerror}); "
-            "set TRIGGERLINE_PIPELINE_CONFIG"
+            f"cannot read the routing file {path} ({exc.strerror}); set TRIGGERLINE_PIPELINE_CONFIG"
         ) from None
     if not text.strip():
         raise ConfigurationError(f"{path} is empty; it must hold the NmsPipeline_Config JSON")

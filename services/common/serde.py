@@ -28,7 +28,7 @@ SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def schema_fingerprint(parsed_schema: Any) -> bytes:
-    """The 8-byte CRC-64-AVRO fingerprint of a parsed schema, as single-object encoding writes it."""
+    """The 8-byte CRC-64-AVRO fingerprint of a schema, as single-object encoding writes it."""
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed_schema), "CRC-64-AVRO"))
 
 
@@ -56,9 +56,7 @@ class AvroSerde:
         if not data:
             raise InvalidInput("empty_value", f"a {self.name} value was empty (tombstone?)")
         if data[:2] != MAGIC or len(data) < _HEADER_SIZE:
-            raise InvalidInput(
-                "not_avro", f"expected Avro single-object framing for {self.name}"
-            )
+            raise InvalidInput("not_avro", f"expected Avro single-object framing for {self.name}")
         writer = self.writers.get(data[2:_HEADER_SIZE])
         if writer is None:
             raise InvalidInput(
@@ -67,7 +65,9 @@ class AvroSerde:
                 "schema; deploy the newer schema before reading its data",
             )
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(data[_HEADER_SIZE:]), writer, self.schema)
+            record = fastavro.schemaless_reader(
+                io.BytesIO(data[_HEADER_SIZE:]), writer, self.schema
+            )
         except (EOFError, ValueError, TypeError, UnicodeDecodeError, IndexError) as exc:
             raise InvalidInput("corrupt_avro", f"{self.name}: {exc}") from exc
         if not isinstance(record, dict):

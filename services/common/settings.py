@@ -137,9 +137,7 @@ def load(cls: type[S], overrides: Mapping[str, Any] | None = None) -> S:
         for error in exc.errors():
             field_name = ".".join(str(part) for part in error["loc"])
             problems.append(f"{prefix}{field_name.upper()}: {error['msg']}")
-        raise ConfigurationError(
-            "invalid configuration: " + "; ".join(problems)
-        ) from None
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 
 
 def env_names(cls: type[BaseSettings]) -> list[str]:

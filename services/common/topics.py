@@ -6,6 +6,7 @@ derive from `TOPICS`; code says `TOPICS.triggers_raw.name`, never a literal.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -63,6 +64,7 @@ class Topics:
     processor_by_profile: TopicSpec
     emails_dlq: TopicSpec
     outcomes: TopicSpec
+    prefix: str = ""
     email_partitions: int = 12
     email_retention: timedelta = 7 * _DAY
 
@@ -75,17 +77,26 @@ class Topics:
         if campaign in ("dlq", "retry"):
             raise ValueError(f"campaign name {campaign!r} is reserved")
         return TopicSpec(
-            f"emails.{campaign}",
+            f"{self.prefix}emails.{campaign}",
             self.email_partitions,
             self.email_retention,
             description=f"Email requests of campaign {campaign}, keyed by profile id.",
         )
 
+    def emails_pattern(self, campaign_pattern: str = r"[a-z0-9][a-z0-9_-]*") -> str:
+        """A subscription regex for the result topics of every campaign matching the pattern.
+
+        Campaign names hold no dots, so `emails.retry.<delay>` never matches; `emails.dlq` and
+        `emails.retry` are excluded by name. Consumers subscribed with it pick up campaigns
+        added later at their next metadata refresh.
+        """
+        return rf"^emails\.(?!(?:dlq|retry)$)(?:{campaign_pattern})$"
+
     def email_retries(self) -> tuple[TopicSpec, ...]:
         """Delay topics the mailer routes transient failures through, shortest first."""
         return tuple(
             TopicSpec(
-                f"emails.retry.{delay_label(delay)}",
+                f"{self.prefix}emails.retry.{delay_label(delay)}",
                 6,
                 7 * _DAY,
                 description=f"Email requests waiting {delay_label(delay)} before another attempt.",
@@ -107,51 +118,61 @@ class Topics:
         )
 
 
-TOPICS = Topics(
-    triggers_raw=TopicSpec(
-        "triggers.raw",
-        12,
-        7 * _DAY,
-        description="Every upstream DATA envelope, keyed by mcId; written in transactions.",
-    ),
-    triggers_dlq=TopicSpec(
-        "triggers.dlq",
-        3,
-        30 * _DAY,
-        description="Envelopes that cannot be decoded or validated; headers say why.",
-    ),
-    triggers_unmatched=TopicSpec(
-        "triggers.unmatched",
-        12,
-        14 * _DAY,
-        description="Triggers whose visitor has no profile yet; re-drivable.",
-    ),
-    fetcher_pointers=TopicSpec(
-        "triggerline-fetcher-pointers",
-        1,
-        None,
-        cleanup_policy="compact",
-        description="The fetcher's upstream pointer (partition:offset), written in the "
-        "same transaction as the messages.",
-        extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
-    ),
-    processor_by_profile=TopicSpec(
-        "triggerline-processor-by-profile-repartition",
-        12,
-        1 * _DAY,
-        description="Resolved triggers re-keyed by profile id, so a profile's state "
-        "lives on one partition.",
-    ),
-    emails_dlq=TopicSpec(
-        "emails.dlq",
-        3,
-        30 * _DAY,
-        description="Email requests that failed every attempt or cannot be rendered.",
-    ),
-    outcomes=TopicSpec(
-        "outcomes",
-        12,
-        30 * _DAY,
-        description="Exactly one terminal outcome per trigger.",
-    ),
-)
+def topics_for(prefix: str = "") -> Topics:
+    """The declaration under a namespace prefix (`staging.` gives `staging.triggers.raw`).
+
+    A prefix lets several environments, or isolated test runs, share one cluster.
+    """
+    return Topics(
+        prefix=prefix,
+        triggers_raw=TopicSpec(
+            f"{prefix}triggers.raw",
+            12,
+            7 * _DAY,
+            description="Every upstream DATA envelope, keyed by mcId; written in transactions.",
+        ),
+        triggers_dlq=TopicSpec(
+            f"{prefix}triggers.dlq",
+            3,
+            30 * _DAY,
+            description="Envelopes that cannot be decoded or validated; headers say why.",
+        ),
+        triggers_unmatched=TopicSpec(
+            f"{prefix}triggers.unmatched",
+            12,
+            14 * _DAY,
+            description="Triggers whose visitor has no profile yet; re-drivable.",
+        ),
+        fetcher_pointers=TopicSpec(
+            f"{prefix}triggerline-fetcher-pointers",
+            1,
+            None,
+            cleanup_policy="compact",
+            description="The fetcher's upstream pointer (partition:offset), written in the "
+            "same transaction as the messages.",
+            extra_config={"min.cleanable.dirty.ratio": "0.1", "segment.ms": "3600000"},
+        ),
+        processor_by_profile=TopicSpec(
+            f"{prefix}triggerline-processor-by-profile-repartition",
+            12,
+            1 * _DAY,
+            description="Resolved triggers re-keyed by profile id, so a profile's state "
+            "lives on one partition.",
+        ),
+        emails_dlq=TopicSpec(
+            f"{prefix}emails.dlq",
+            3,
+            30 * _DAY,
+            description="Email requests that failed every attempt or cannot be rendered.",
+        ),
+        outcomes=TopicSpec(
+            f"{prefix}outcomes",
+            12,
+            30 * _DAY,
+            description="Exactly one terminal outcome per trigger.",
+        ),
+    )
+
+
+# The process-wide declaration; TRIGGERLINE_TOPICS_PREFIX namespaces every topic name.
+TOPICS = topics_for(os.environ.get("TRIGGERLINE_TOPICS_PREFIX", ""))

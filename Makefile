@@ -1,0 +1,73 @@
+# Triggerline: the entry points the README names. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TRIGGERS ?= 0
+RATE ?= 50
+PROFILES ?= 1000
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/triggerline: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==25.3
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+.PHONY: setup
+setup: $(BIN)/triggerline ## create the virtualenv and install Triggerline with its pinned dependencies
+
+.PHONY: kafka-up
+kafka-up: ## start the local Apache Kafka broker (KRaft, 127.0.0.1:19092); idempotent
+	@deploy/local/kafka.sh up
+
+.PHONY: kafka-down
+kafka-down: ## stop the local Apache Kafka broker
+	@deploy/local/kafka.sh down
+
+.PHONY: postgres-up
+postgres-up: ## start the local PostgreSQL (127.0.0.1:15432) used by the tests
+	@deploy/local/postgres.sh up
+
+.PHONY: postgres-down
+postgres-down: ## stop the local PostgreSQL
+	@deploy/local/postgres.sh down
+
+.PHONY: run
+run: setup kafka-up ## run the whole local stack; TRIGGERS=N processes N triggers then prints a summary
+	$(BIN)/triggerline stack --triggers $(TRIGGERS) --rate $(RATE) --profiles $(PROFILES)
+
+.PHONY: test
+test: setup ## start Kafka and PostgreSQL, run every test, stop what it started
+	deploy/local/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## ruff check, ruff format --check, mypy --strict
+	$(BIN)/ruff check services tests bench
+	$(BIN)/ruff format --check services tests bench
+	$(BIN)/mypy
+
+.PHONY: format
+format: setup ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format services tests bench
+	$(BIN)/ruff check --fix services tests bench
+
+.PHONY: topics
+topics: setup kafka-up ## create the declared topics on the local broker
+	$(BIN)/triggerline topics create
+
+.PHONY: docs
+docs: setup ## regenerate docs/configuration.md's settings reference
+	$(BIN)/triggerline config docs --write
+
+.PHONY: clean
+clean: ## stop local services and remove local state (var/, broker data)
+	-deploy/local/kafka.sh down
+	-deploy/local/postgres.sh down
+	rm -rf var deploy/local/.kafka/data deploy/local/.kafka/logs deploy/local/.postgres

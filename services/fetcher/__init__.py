@@ -1,0 +1,1 @@
+"""The pipelined equivalent: upstream pipeline stream -> triggers.raw, exactly once."""

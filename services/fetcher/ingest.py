@@ -1,0 +1,349 @@
+"""One ingest worker: stream some upstream partitions into Kafka, exactly once.
+
+Each worker owns a fixed set of upstream partitions, one streamed GET (with `assign` from its
+committed pointer) and one transactional producer whose id is stable for that set, so a
+restarted worker fences any zombie still holding the same id. Everything read between two
+flushes, plus the pointer that covers it, is one Kafka transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from services.common.backoff import Backoff
+from services.common.dlq import dead_letter_headers
+from services.common.errors import InvalidInput, PermanentFailure, TransientFailure
+from services.common.models import Outcome, OutcomeStatus
+from services.common.serde import envelope_serde, outcome_serde
+from services.common.topics import TOPICS
+from services.fetcher.envelopes import Data, Sync, parse_envelope
+from services.fetcher.pointer import pointer_key, pointer_value
+from services.fetcher.rules.flush import FlushLimits, flush_due
+from services.fetcher.status import FetcherStatus
+from services.fetcher.upstream import StreamRequest, Unauthorized, UpstreamStream
+
+log = logging.getLogger(__name__)
+
+# Kafka's own special offsets, used in `assign` for a partition with no stored pointer.
+RESET_OFFSETS = {"latest": -1, "earliest": -2}
+_END = object()
+
+
+class Tokens(Protocol):
+    def token(self) -> str: ...
+    def invalidate(self, token: str) -> None: ...
+
+
+@dataclass
+class _Batch:
+    """What the open transaction holds."""
+
+    count: int = 0
+    first_at: float = 0.0
+    pointer: dict[int, int] = field(default_factory=dict)
+
+
+class _Aborted(Exception):
+    """The transaction was aborted: restart the stream from the committed pointer."""
+
+
+class IngestWorker:
+    """Streams `partitions` of `topic` into `triggers.raw` until `stop` is set."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: str,
+        partitions: list[int],
+        group: str,
+        reset: str,
+        pointers: dict[int, int],
+        upstream: UpstreamStream,
+        tokens: Tokens,
+        producer_factory: Callable[[str], Producer],
+        transactional_id: str,
+        limits: FlushLimits,
+        status: FetcherStatus,
+        stop: threading.Event,
+        max_buffered: int = 10000,
+        sync_interval_ms: int = 0,
+        backoff: Backoff | None = None,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._topic = topic
+        self._partitions = partitions
+        self._group = group
+        self._reset = reset
+        self._pointers = dict(pointers)  # committed: partition -> next offset
+        self._upstream = upstream
+        self._tokens = tokens
+        self._producer_factory = producer_factory
+        self._transactional_id = transactional_id
+        self._limits = limits
+        self._status = status
+        self._stop = stop
+        self._max_buffered = max_buffered
+        self._sync_interval_ms = sync_interval_ms
+        self._backoff = backoff or Backoff()
+        self._on_fatal = on_fatal
+        self._envelopes = envelope_serde()
+        self._outcomes = outcome_serde()
+        self._last_token = ""
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _request(self) -> StreamRequest:
+        assign = {p: self._pointers.get(p, RESET_OFFSETS[self._reset]) for p in self._partitions}
+        return StreamRequest(self._topic, self._group, assign, self._reset, self._sync_interval_ms)
+
+    def _run(self) -> None:
+        try:
+            producer = self._producer_factory(self._transactional_id)
+            producer.init_transactions(60)
+        except KafkaException as exc:
+            log.error("%s: cannot initialise transactions: %s", self.name, exc)
+            if self._on_fatal:
+                self._on_fatal(exc)
+            return
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                self._stream_once(producer)
+                attempt = 0
+            except Unauthorized as exc:
+                self._status.failed_connection("unauthorized")
+                log.warning("%s: %s; asking auth for a fresh token", self.name, exc)
+                self._tokens.invalidate(self._last_token)
+                attempt += 1
+                self._stop.wait(
+                    self._backoff.delay(attempt - 1).total_seconds() if attempt > 1 else 0
+                )
+            except _Aborted:
+                attempt += 1
+                self._stop.wait(self._backoff.delay(attempt).total_seconds())
+            except TransientFailure as exc:
+                self._status.failed_connection(type(exc).__name__)
+                delay = self._backoff.delay(attempt, exc.retry_after)
+                log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay.total_seconds())
+                attempt += 1
+                self._stop.wait(delay.total_seconds())
+            except PermanentFailure as exc:
+                # 400/404: a configuration problem; keep trying slowly so a fix needs no restart.
+                self._status.failed_connection("refused")
+                log.error("%s: %s; check the pipeline endpoint and topic", self.name, exc)
+                self._stop.wait(self._backoff.cap.total_seconds())
+            except KafkaException as exc:
+                log.critical("%s: fatal Kafka error, stopping: %s", self.name, exc)
+                if self._on_fatal:
+                    self._on_fatal(exc)
+                return
+        producer.flush(10)
+
+    def _stream_once(self, producer: Producer) -> None:
+        self._last_token = token = self._tokens.token()
+        lines: queue.Queue[object] = queue.Queue(maxsize=self._max_buffered)
+        request = self._request()
+        reader = threading.Thread(
+            target=self._read, args=(request, token, lines), name=f"{self.name}-reader", daemon=True
+        )
+        reader.start()
+        batch = _Batch()
+        last_item = time.monotonic()
+        expected = dict(request.assign)
+        try:
+            while not self._stop.is_set():
+                wait = self._wait_time(batch, last_item)
+                try:
+                    item = lines.get(timeout=wait)
+                except queue.Empty:
+                    item = None
+                now = time.monotonic()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, bytes):
+                    last_item = now
+                    if batch.count == 0:
+                        producer.begin_transaction()
+                        batch.first_at = now
+                    self._handle(producer, item, batch, expected)
+                if flush_due(
+                    batch.count,
+                    timedelta(seconds=now - batch.first_at),
+                    timedelta(seconds=now - last_item),
+                    self._limits,
+                ):
+                    self._commit(producer, batch)
+                    batch = _Batch()
+            if batch.count:
+                self._commit(producer, batch)
+        except BaseException:
+            if batch.count:
+                self._abort(producer, batch)
+            raise
+
+    def _wait_time(self, batch: _Batch, last_item: float) -> float:
+        if batch.count == 0:
+            return 0.5
+        now = time.monotonic()
+        until_period = self._limits.period.total_seconds() - (now - batch.first_at)
+        until_linger = self._limits.linger.total_seconds() - (now - last_item)
+        return max(0.0, min(until_period, until_linger))
+
+    def _read(self, request: StreamRequest, token: str, lines: queue.Queue[object]) -> None:
+        """Reader thread: a full queue blocks it, which pushes back on upstream via TCP."""
+        try:
+            for line in self._upstream.lines(request, token):
+                lines.put(line)
+                if self._stop.is_set():
+                    break
+            lines.put(_END)
+        except BaseException as exc:
+            lines.put(exc)
+
+    def _handle(
+        self, producer: Producer, line: bytes, batch: _Batch, expected: dict[int, int]
+    ) -> None:
+        try:
+            envelope = parse_envelope(line)
+        except InvalidInput as exc:
+            self._status.read(len(line), data=True)
+            self._dead_letter(producer, line, exc)
+            batch.count += 1
+            return
+        if isinstance(envelope, Sync):
+            self._status.read(len(line), data=False)
+            return
+        self._status.read(len(line), data=True)
+        self._check_gap(envelope, expected)
+        self._produce(producer, envelope)
+        batch.pointer[envelope.partition] = envelope.offset + 1
+        expected[envelope.partition] = envelope.offset + 1
+        batch.count += 1
+
+    def _check_gap(self, envelope: Data, expected: dict[int, int]) -> None:
+        """A first offset beyond the stored pointer means upstream no longer held the data."""
+        want = expected.get(envelope.partition, -1)
+        if want >= 0 and envelope.offset > want:
+            skipped = envelope.offset - want
+            self._status.reset_detected(skipped)
+            log.error(
+                "%s: DATA LOSS upstream: partition %d resumed at offset %d, pointer was %d; "
+                "%d messages expired before they were read",
+                self.name,
+                envelope.partition,
+                envelope.offset,
+                want,
+                skipped,
+            )
+
+    def _produce(self, producer: Producer, envelope: Data) -> None:
+        headers = [
+            ("upstream-topic", self._topic.encode()),
+            ("upstream-partition", str(envelope.partition).encode()),
+            ("upstream-offset", str(envelope.offset).encode()),
+            ("message-id", envelope.message_id.encode()),
+        ]
+        self._send(
+            producer,
+            TOPICS.triggers_raw.name,
+            envelope.key.encode(),
+            self._envelopes.encode(envelope.record),
+            headers,
+        )
+
+    def _dead_letter(self, producer: Producer, line: bytes, error: InvalidInput) -> None:
+        self._status.failed_envelope()
+        log.warning("%s: malformed envelope to %s: %s", self.name, TOPICS.triggers_dlq.name, error)
+        headers = dead_letter_headers(
+            service="fetcher",
+            reason=error.reason,
+            error=error,
+            source_topic=f"pipeline:{self._topic}",
+            source_partition=-1,
+            source_offset=-1,
+        )
+        self._send(producer, TOPICS.triggers_dlq.name, None, line, headers)
+        message_id = "sha256:" + hashlib.sha256(line).hexdigest()[:32]
+        outcome = Outcome(OutcomeStatus.INVALID, message_id, "fetcher", reason=error.reason)
+        self._send(
+            producer,
+            TOPICS.outcomes.name,
+            message_id.encode(),
+            self._outcomes.encode(outcome.to_record()),
+            None,
+        )
+
+    @staticmethod
+    def _send(
+        producer: Producer,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers)
+                producer.poll(0)
+                return
+            except BufferError:
+                producer.poll(0.1)  # local queue full: let deliveries drain
+
+    def _commit(self, producer: Producer, batch: _Batch) -> None:
+        for partition, offset in batch.pointer.items():
+            self._send(
+                producer,
+                TOPICS.fetcher_pointers.name,
+                pointer_key(self._group, self._topic, partition),
+                pointer_value(offset),
+                None,
+            )
+        started = time.monotonic()
+        while True:
+            try:
+                producer.commit_transaction(30)
+                break
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if error.retriable() and not self._stop.is_set():
+                    # Kafka unavailable: hold here (reading pauses) until it returns.
+                    log.warning("%s: commit waiting for Kafka: %s", self.name, error)
+                    continue
+                if error.txn_requires_abort():
+                    self._abort(producer, batch)
+                    raise _Aborted() from exc
+                raise
+        self._pointers.update(batch.pointer)
+        self._status.flushed(self._topic, batch.pointer, batch.count, time.monotonic() - started)
+
+    def _abort(self, producer: Producer, batch: _Batch) -> None:
+        log.warning(
+            "%s: aborting a transaction of %d envelopes; resuming from the pointer",
+            self.name,
+            batch.count,
+        )
+        self._status.aborted(batch.count)
+        try:
+            producer.abort_transaction(30)
+        except KafkaException as exc:
+            log.error("%s: abort failed: %s", self.name, exc)
+            raise

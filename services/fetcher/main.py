@@ -1,0 +1,159 @@
+"""`triggerline fetcher`: wire settings to the upstream stream, auth, Kafka and the status page."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import threading
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+
+from confluent_kafka import Producer
+
+from services.common.authclient import TokenClient
+from services.common.errors import ConfigurationError
+from services.common.health import HealthServer, Probes, json_page
+from services.common.kafka import ensure_topics, make_admin, make_producer
+from services.common.logsetup import configure_logging
+from services.common.pipeline_config import load_pipeline_config
+from services.common.settings import KafkaSettings, LogSettings, PipelineConfigSettings, load
+from services.common.topics import TOPICS
+from services.fetcher.ingest import IngestWorker
+from services.fetcher.pointer import load_pointers
+from services.fetcher.rules.flush import FlushLimits
+from services.fetcher.rules.partitions import replica_partitions, worker_partitions
+from services.fetcher.settings import FetcherSettings
+from services.fetcher.status import FetcherStatus
+from services.fetcher.upstream import UpstreamStream
+
+log = logging.getLogger("services.fetcher")
+
+
+def main(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="triggerline fetcher", description=__doc__).parse_args(argv)
+    logs = load(LogSettings)
+    configure_logging("fetcher", logs.level, logs.format)
+    settings = load(FetcherSettings)
+    kafka = load(KafkaSettings)
+    pipeline = load_pipeline_config(load(PipelineConfigSettings).config)
+    group = settings.consumer or pipeline.consumer("triggers")
+    if not group:
+        raise ConfigurationError(
+            "TRIGGERLINE_FETCHER_CONSUMER: an upstream consumer name is required and must "
+            "differ per environment"
+        )
+    if settings.replica_index >= settings.replica_count:
+        raise ConfigurationError(
+            "TRIGGERLINE_FETCHER_REPLICA_INDEX must be below TRIGGERLINE_FETCHER_REPLICA_COUNT"
+        )
+    ensure_topics(
+        make_admin(kafka),
+        [TOPICS.triggers_raw, TOPICS.triggers_dlq, TOPICS.fetcher_pointers, TOPICS.outcomes],
+    )
+
+    stop = threading.Event()
+    probes = Probes()
+    routing = {
+        topic.name: {route.name: route.js_connector for route in topic.triggers}
+        for topic in pipeline.topics
+    }
+    status = FetcherStatus(
+        consumer=group,
+        pipeline_host=settings.pipeline_endpoint.split("://", 1)[-1],
+        flush_message_count=settings.pointer_flush_message_count,
+        flush_period_ms=int(settings.pointer_flush_period_sec * 1000),
+        processing_threads=settings.processing_threads,
+        routing=routing,
+    )
+    server = None
+    if settings.monitor_server_port:
+        server = HealthServer(
+            settings.monitor_server_host,
+            settings.monitor_server_port,
+            probes,
+            {"/pipelined/status": lambda: json_page(True, status.snapshot())},
+        ).start()
+
+    tokens = TokenClient(settings.auth_url, settings.auth_client, settings.auth_secret)
+    limits = FlushLimits(
+        message_count=settings.pointer_flush_message_count,
+        period=timedelta(seconds=settings.pointer_flush_period_sec),
+        linger=timedelta(milliseconds=settings.linger_ms),
+    )
+
+    def producer_factory(transactional_id: str) -> Producer:
+        return make_producer(
+            kafka,
+            client_id=transactional_id,
+            transactional_id=transactional_id,
+            overrides={"transaction.timeout.ms": 60000},
+        )
+
+    def on_fatal(exc: BaseException) -> None:
+        probes.not_ready("kafka", f"fatal: {type(exc).__name__}")
+        stop.set()
+
+    workers: list[IngestWorker] = []
+    for topic in settings.topic_list():
+        pointers = load_pointers(kafka, group, topic)
+        owned = replica_partitions(
+            settings.upstream_partitions, settings.replica_index, settings.replica_count
+        )
+        log.info(
+            "resuming %s for consumer %s from %s",
+            topic,
+            group,
+            ",".join(f"{p}:{o}" for p, o in sorted(pointers.items())) or f"reset={settings.reset}",
+        )
+        for index, partitions in enumerate(worker_partitions(owned, settings.processing_threads)):
+            first = partitions[0]
+            workers.append(
+                IngestWorker(
+                    name=f"{topic}-w{index}",
+                    topic=topic,
+                    partitions=partitions,
+                    group=group,
+                    reset=settings.reset,
+                    pointers={p: o for p, o in pointers.items() if p in partitions},
+                    upstream=UpstreamStream(settings.pipeline_endpoint, settings.read_timeout_sec),
+                    tokens=tokens,
+                    producer_factory=producer_factory,
+                    # Stable per partition set, so a restart fences the previous incarnation.
+                    transactional_id=f"{settings.transactional_id_prefix}-{group}-{topic}-p{first}",
+                    limits=limits,
+                    status=status,
+                    stop=stop,
+                    max_buffered=settings.max_buffered_envelopes,
+                    sync_interval_ms=settings.sync_interval_ms,
+                    on_fatal=on_fatal,
+                )
+            )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: committing what was read and stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for worker in workers:
+        worker.start()
+    log.info(
+        "fetcher up: %d workers, status on :%d/pipelined/status",
+        len(workers),
+        settings.monitor_server_port,
+    )
+    dump_path = Path(settings.dump_state_path)
+    while not stop.is_set():
+        probes.beat()
+        stop.wait(settings.dump_state_period_sec or 1.0)
+        if settings.dump_state_period_sec:
+            dump_path.parent.mkdir(parents=True, exist_ok=True)
+            dump_path.write_text(json.dumps(status.snapshot(), indent=2))
+    for worker in workers:
+        worker.join(timeout=40)
+    if server:
+        server.stop()
+    return 0

@@ -1,0 +1,82 @@
+"""The upstream pointer (partition -> next offset), kept in a compacted Kafka topic.
+
+Pointer records are produced in the same transaction as the messages they cover, so after any
+crash the committed pointer and the committed messages agree: nothing is lost, nothing repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from services.common.errors import TransientFailure
+from services.common.settings import KafkaSettings
+from services.common.topics import TOPICS
+
+log = logging.getLogger(__name__)
+
+
+def pointer_key(consumer: str, topic: str, partition: int) -> bytes:
+    return f"{consumer}|{topic}|{partition}".encode()
+
+
+def pointer_value(offset: int) -> bytes:
+    return json.dumps({"offset": offset}).encode()
+
+
+def load_pointers(
+    settings: KafkaSettings, consumer: str, topic: str, timeout: float = 30.0
+) -> dict[int, int]:
+    """Read the committed pointer of (consumer, topic): upstream partition -> next offset."""
+    reader = Consumer(
+        {
+            **settings.client_config(),
+            "group.id": f"triggerline-pointer-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            # Only pointers whose messages were committed count.
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        return _read_all(reader, consumer, topic, timeout)
+    finally:
+        reader.close()
+
+
+def _read_all(reader: Consumer, consumer: str, topic: str, timeout: float) -> dict[int, int]:
+    name = TOPICS.fetcher_pointers.name
+    partitions = reader.list_topics(name, timeout=timeout).topics[name].partitions
+    prefix = f"{consumer}|{topic}|".encode()
+    pointers: dict[int, int] = {}
+    reader.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
+    # Partition EOF (at the last stable offset, under read_committed) ends the read; transaction
+    # markers make offsets unreliable as an end condition.
+    waiting = set(partitions)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        if time.monotonic() > deadline:
+            raise TransientFailure(f"reading the pointer topic {name} took over {timeout:.0f}s")
+        message = reader.poll(0.5)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                waiting.discard(message.partition())
+            continue
+        key = message.key() or b""
+        value = message.value()
+        if key.startswith(prefix) and value:
+            pointers[int(key[len(prefix) :])] = int(json.loads(value)["offset"])
+    return pointers
+
+
+def describe(pointers: Mapping[int, int]) -> str:
+    """`0:1090921,1:1071369`: the assign syntax, as Adobe's status page prints it."""
+    return ",".join(f"{p}:{o}" for p, o in sorted(pointers.items()))

@@ -1,0 +1,100 @@
+"""Fetcher settings: Adobe's `<pipelined>` attributes under Python names, plus Kafka-side ones."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings
+
+from services.common.settings import settings_config
+
+# Adobe attribute -> our field; the status page echoes these under Adobe's names.
+ADOBE_NAMES = {
+    "forcedPipelineEndpoint": "pipeline_endpoint",
+    "pointerFlushMessageCount": "pointer_flush_message_count",
+    "pointerFlushPeriodSec": "pointer_flush_period_sec",
+    "processingThreads": "processing_threads",
+    "monitorServerPort": "monitor_server_port",
+    "dumpStatePeriodSec": "dump_state_period_sec",
+}
+
+
+class FetcherSettings(BaseSettings):
+    """The pipelined equivalent: where upstream is, how often the pointer is flushed."""
+
+    model_config = settings_config("fetcher")
+
+    pipeline_endpoint: str = Field(
+        "http://127.0.0.1:7790",
+        description="Pipeline base URL (Adobe's forcedPipelineEndpoint).",
+    )
+    topics: str = Field(
+        "triggers", description="Upstream topics to stream, comma-separated (triggers, aliases)."
+    )
+    consumer: str = Field(
+        "",
+        description="Upstream consumer group; unique per environment. Empty: the routing "
+        "file's topics[].consumer.",
+    )
+    reset: str = Field(
+        "latest", pattern="^(earliest|latest)$", description="Where to start with no pointer."
+    )
+    upstream_partitions: int = Field(
+        15, ge=1, description="Upstream partitions per topic (assign must cover them all)."
+    )
+    replica_index: int = Field(0, ge=0, description="This replica's index among the fetchers.")
+    replica_count: int = Field(
+        1, ge=1, description="How many fetcher replicas split the partitions."
+    )
+    processing_threads: int = Field(
+        4,
+        ge=1,
+        description="Workers per replica, each streaming its own partitions (processingThreads).",
+    )
+    pointer_flush_message_count: int = Field(
+        1000,
+        ge=1,
+        description="Commit messages and pointer after this many (pointerFlushMessageCount).",
+    )
+    pointer_flush_period_sec: float = Field(
+        5.0, gt=0, description="...or at least this often, in seconds (pointerFlushPeriodSec)."
+    )
+    linger_ms: int = Field(
+        50, ge=0, description="...or once upstream has been quiet this long, in milliseconds."
+    )
+    sync_interval_ms: int = Field(
+        10000, ge=0, description="Ask upstream for a SYNC ping this often (0: none)."
+    )
+    read_timeout_sec: float = Field(
+        30.0, gt=0, description="Reconnect after this long without a byte from upstream."
+    )
+    max_buffered_envelopes: int = Field(
+        10000,
+        ge=1,
+        description="Envelopes read but not committed, per worker, before reading pauses.",
+    )
+    monitor_server_port: int = Field(
+        7781,
+        ge=0,
+        le=65535,
+        description="Status, health and metrics port; 0: off (monitorServerPort).",
+    )
+    monitor_server_host: str = Field("127.0.0.1", description="Address the status server binds.")
+    dump_state_period_sec: float = Field(
+        0,
+        ge=0,
+        description="Write the status JSON to a file this often; 0: off (dumpStatePeriodSec).",
+    )
+    dump_state_path: str = Field("var/pipelined.json", description="Where the status dump goes.")
+    auth_url: str = Field("http://127.0.0.1:7791", description="The auth service's base URL.")
+    auth_client: str = Field("fetcher", description="This service's client name at auth.")
+    auth_secret: SecretStr = Field(
+        SecretStr("local-fetcher-secret"), description="This service's credential at auth (secret)."
+    )
+    transactional_id_prefix: str = Field(
+        "triggerline-fetcher",
+        description="Prefix of the Kafka transactional ids; stable per worker so a restarted "
+        "worker fences its zombie.",
+    )
+
+    def topic_list(self) -> list[str]:
+        return [topic.strip() for topic in self.topics.split(",") if topic.strip()]

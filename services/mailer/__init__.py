@@ -1,0 +1,1 @@
+"""The mailer: email requests from `emails.<campaign>` to SMTP, exactly once per idempotency key."""

@@ -1,0 +1,69 @@
+"""The campaigns the mailer knows, with their templates, reloaded when an unknown one appears."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.pipeline_config import Campaign, PipelineConfig, load_pipeline_config
+from services.mailer.templates import TemplateSet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CampaignSnapshot:
+    """One consistent view: the routing file's campaigns and their compiled templates."""
+
+    campaigns: dict[str, Campaign]
+    templates: TemplateSet
+
+
+def snapshot(config: PipelineConfig, templates_dir: Path) -> CampaignSnapshot:
+    templates = TemplateSet(
+        templates_dir, {name: c.template for name, c in config.campaigns.items()}
+    )
+    return CampaignSnapshot(dict(config.campaigns), templates)
+
+
+class CampaignCatalog:
+    """Campaign lookups; a campaign added to the routing file is found without a restart.
+
+    A request for an unknown campaign triggers a reload of the file and templates, at most once
+    per `reload_every` seconds, so a stream of unknown requests cannot hammer the disk.
+    """
+
+    def __init__(self, config_path: Path, templates_dir: Path, reload_every: float = 10.0) -> None:
+        self._config_path = config_path
+        self._templates_dir = templates_dir
+        self._reload_every = reload_every
+        self._lock = threading.Lock()
+        self._current = snapshot(load_pipeline_config(config_path), templates_dir)
+        self._loaded_at = time.monotonic()
+
+    @property
+    def current(self) -> CampaignSnapshot:
+        return self._current
+
+    def lookup(self, name: str) -> tuple[Campaign, TemplateSet] | None:
+        current = self._current
+        if name not in current.campaigns:
+            current = self._maybe_reload()
+        campaign = current.campaigns.get(name)
+        return None if campaign is None else (campaign, current.templates)
+
+    def _maybe_reload(self) -> CampaignSnapshot:
+        with self._lock:
+            if time.monotonic() - self._loaded_at >= self._reload_every:
+                self._loaded_at = time.monotonic()
+                try:
+                    self._current = snapshot(
+                        load_pipeline_config(self._config_path), self._templates_dir
+                    )
+                    log.info("reloaded campaigns: %s", ", ".join(sorted(self._current.campaigns)))
+                except Exception as exc:  # keep the working snapshot; the file is mid-edit
+                    log.error("could not reload %s: %s", self._config_path, exc)
+            return self._current

@@ -1,0 +1,226 @@
+"""Idempotency claims on the `deliveries` table: no SMTP traffic for a key without its claim.
+
+A claim is a row in state `pending` naming the instance that holds it. It ends `sent`,
+`failed`, `ignored` (suppressed) or `expired`. A pending row whose holder let go (`claimed_by`
+NULL, after a transient failure) or went silent for longer than the claim timeout (a crash)
+may be taken over. Every statement is portable SQL, so SQLite and PostgreSQL behave alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
+
+from services.common.db.tables import deliveries
+from services.common.errors import TransientFailure
+from services.common.models import EmailRequest
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Row states, in the spirit of Adobe Message Center."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    IGNORED = "ignored"
+    EXPIRED = "expired"
+
+
+class ClaimState(enum.Enum):
+    CLAIMED = "claimed"  # this instance may send now
+    SETTLED = "settled"  # the key already reached a final status
+    BUSY = "busy"  # another live instance holds it
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim: whether to send, and what the row says otherwise."""
+
+    state: ClaimState
+    status: DeliveryStatus
+    attempts: int
+    smtp_message_id: str | None = None
+    held_until: datetime | None = None
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every value this module writes is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class ClaimStore:
+    """Claims and final statuses of deliveries, one short transaction per call."""
+
+    def __init__(self, engine: Engine, instance: str, timeout: timedelta) -> None:
+        self._engine = engine
+        self._instance = instance
+        self._timeout = timeout
+
+    def claim(self, request: EmailRequest, now: datetime) -> Claim:
+        """Insert a pending row, or take over a released or stale one; never both for two callers.
+
+        The takeover is one conditional UPDATE, so of two instances racing for a stale claim the
+        database lets exactly one win.
+        """
+        try:
+            with self._engine.begin() as conn:
+                if self._insert(conn, request, DeliveryStatus.PENDING, now, holder=self._instance):
+                    return Claim(ClaimState.CLAIMED, DeliveryStatus.PENDING, 1)
+                taken = conn.execute(
+                    update(deliveries)
+                    .where(
+                        deliveries.c.idempotency_key == request.idempotency_key,
+                        deliveries.c.status == DeliveryStatus.PENDING.value,
+                        or_(
+                            deliveries.c.claimed_by.is_(None),
+                            deliveries.c.claimed_at < now - self._timeout,
+                        ),
+                    )
+                    .values(
+                        claimed_by=self._instance,
+                        claimed_at=now,
+                        updated_at=now,
+                        attempts=deliveries.c.attempts + 1,
+                    )
+                )
+                row = conn.execute(
+                    select(
+                        deliveries.c.status,
+                        deliveries.c.attempts,
+                        deliveries.c.smtp_message_id,
+                        deliveries.c.claimed_at,
+                    ).where(deliveries.c.idempotency_key == request.idempotency_key)
+                ).one()
+        except OperationalError as exc:
+            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        status = DeliveryStatus(row.status)
+        if taken.rowcount == 1:
+            return Claim(ClaimState.CLAIMED, status, row.attempts)
+        if status is DeliveryStatus.PENDING:
+            return Claim(
+                ClaimState.BUSY,
+                status,
+                row.attempts,
+                held_until=_aware(row.claimed_at) + self._timeout,
+            )
+        return Claim(ClaimState.SETTLED, status, row.attempts, row.smtp_message_id)
+
+    def settle_unclaimed(
+        self, request: EmailRequest, status: DeliveryStatus, now: datetime, error: str
+    ) -> Claim:
+        """Record a final status for a key never sent (suppressed, expired, unrenderable).
+
+        Returns the existing row's state instead when the key is already known, so a replayed
+        request that was sent long ago is reported as sent, not as expired.
+        """
+        try:
+            with self._engine.begin() as conn:
+                if self._insert(conn, request, status, now, holder=None, error=error):
+                    return Claim(ClaimState.SETTLED, status, 0)
+                row = conn.execute(
+                    select(
+                        deliveries.c.status, deliveries.c.attempts, deliveries.c.smtp_message_id
+                    ).where(deliveries.c.idempotency_key == request.idempotency_key)
+                ).one()
+        except OperationalError as exc:
+            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        existing = DeliveryStatus(row.status)
+        if existing is DeliveryStatus.PENDING:
+            # Never sent by anyone who could still send it: settle it now.
+            self._finish(request.idempotency_key, status, now, error=error, only_pending=True)
+            return Claim(ClaimState.SETTLED, status, row.attempts)
+        return Claim(ClaimState.SETTLED, existing, row.attempts, row.smtp_message_id)
+
+    def mark_sent(self, key: str, smtp_message_id: str, now: datetime) -> None:
+        """The server accepted the message: final, whoever holds the row now."""
+        self._finish(key, DeliveryStatus.SENT, now, smtp_message_id=smtp_message_id)
+
+    def mark_failed(self, key: str, error: str, now: datetime) -> None:
+        self._finish(key, DeliveryStatus.FAILED, now, error=error)
+
+    def release(self, key: str, error: str, now: datetime) -> None:
+        """Give the claim back after a failure that certainly sent nothing; a retry re-claims it."""
+        self._execute(
+            update(deliveries)
+            .where(
+                deliveries.c.idempotency_key == key,
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.claimed_by == self._instance,
+            )
+            .values(claimed_by=None, updated_at=now, error=error[:2000])
+        )
+
+    def note(self, key: str, error: str, now: datetime) -> None:
+        """Keep the claim held but record why (the outcome of an SMTP exchange is unknown)."""
+        self._execute(
+            update(deliveries)
+            .where(deliveries.c.idempotency_key == key)
+            .values(updated_at=now, error=error[:2000])
+        )
+
+    def _finish(
+        self,
+        key: str,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        smtp_message_id: str | None = None,
+        error: str | None = None,
+        only_pending: bool = False,
+    ) -> None:
+        conditions = [deliveries.c.idempotency_key == key]
+        if only_pending:
+            conditions.append(deliveries.c.status == DeliveryStatus.PENDING.value)
+        values: dict[str, object] = {"status": status.value, "updated_at": now}
+        if smtp_message_id is not None:
+            values["smtp_message_id"] = smtp_message_id[:300]
+        if error is not None:
+            values["error"] = error[:2000]
+        self._execute(update(deliveries).where(and_(*conditions)).values(**values))
+
+    def _execute(self, statement: object) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(statement)  # type: ignore[call-overload]
+        except OperationalError as exc:
+            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+
+    @staticmethod
+    def _insert(
+        conn: Connection,
+        request: EmailRequest,
+        status: DeliveryStatus,
+        now: datetime,
+        *,
+        holder: str | None,
+        error: str | None = None,
+    ) -> bool:
+        """Insert the row if the key is new; False when it exists.
+
+        `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL alike) rather than catching the
+        duplicate-key error, which PostgreSQL would let poison the whole transaction.
+        """
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        result = conn.execute(
+            dialect_insert(deliveries)
+            .values(
+                idempotency_key=request.idempotency_key,
+                campaign=request.campaign,
+                profile_id=request.profile_id,
+                email=request.email,
+                status=status.value,
+                claimed_by=holder,
+                claimed_at=now,
+                updated_at=now,
+                attempts=1 if holder else 0,
+                error=error,
+            )
+            .on_conflict_do_nothing(index_elements=[deliveries.c.idempotency_key])
+        )
+        return result.rowcount == 1

@@ -1,0 +1,245 @@
+"""SmtpPool: reusable smtplib connections with timeouts, STARTTLS and AUTH; replies become errors.
+
+Each SMTP transaction is driven command by command (MAIL, RCPT, DATA, body, final reply) so a
+failure is known by its stage: a connection lost before the final dot sent nothing and may be
+retried, a connection lost while waiting for the final reply is `DeliveryUnknown`.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import logging
+import queue
+import re
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+
+from pydantic import SecretStr
+
+from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected, Stage
+from services.mailer.rules.suppression import enhanced_status
+
+log = logging.getLogger(__name__)
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+@dataclass(frozen=True)
+class SmtpOptions:
+    """Where and how to connect; the password is revealed only to `login`."""
+
+    host: str
+    port: int
+    timeout: timedelta
+    size: int
+    starttls: bool = False
+    username: str = ""
+    password: SecretStr = SecretStr("")
+
+
+def reply_error(code: int, text: bytes | str, stage: Stage) -> SmtpDeferred | SmtpRejected:
+    """The error kind of a non-success reply: 4xx (and oddities) defer, 5xx reject.
+
+    421 and `4.7.x` (rate limits, policy back-off) concern the server connection rather than the
+    recipient, so the pool backs off instead of counting an attempt against the address.
+    """
+    reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    enhanced = enhanced_status(reply)
+    summary = f"SMTP {code} at {stage.upper()}: {reply.strip()[:300]}"
+    if code >= 500:
+        return SmtpRejected(summary, code=code, enhanced=enhanced, stage=stage)
+    connection_level = code == 421 or (enhanced or "").startswith("4.7.")
+    return SmtpDeferred(summary, code=code, stage=stage, connection_level=connection_level)
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The DATA payload: CRLF line ends, leading dots doubled, terminated by `.` alone."""
+    data = message.as_bytes(policy=email.policy.SMTP)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return _LEADING_DOT.sub(b"..", data) + b".\r\n"
+
+
+class SmtpPool:
+    """Up to `size` open connections, handed to one sending thread at a time."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self._options = options
+        self._idle: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.connections_opened = 0
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+        """Hand one message over; returns the server's final reply text.
+
+        A pooled connection the server has since closed fails at MAIL; that one case is retried
+        once on a fresh connection, since nothing can have been sent.
+        """
+        payload = wire_bytes(message)
+        conn, reused = self._acquire()
+        try:
+            reply = self._transaction(conn, sender, recipient, payload)
+        except _StaleConnection as stale:
+            self._discard(conn)
+            if not reused:
+                raise stale.error from None
+            conn, _ = self._acquire(fresh=True)
+            try:
+                reply = self._transaction(conn, sender, recipient, payload)
+            except _StaleConnection as again:
+                self._discard(conn)
+                raise again.error from None
+            except BaseException:
+                self._discard(conn)
+                raise
+        except (SmtpDeferred, SmtpRejected) as exc:
+            self._reset_or_discard(conn, keep=exc.code != 421)
+            raise
+        except BaseException:
+            self._discard(conn)
+            raise
+        self._release(conn)
+        return reply
+
+    def close(self) -> None:
+        """Quit every idle connection; connections in use are closed when handed back."""
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._discard(conn, polite=True)
+
+    def _transaction(self, conn: smtplib.SMTP, sender: str, recipient: str, payload: bytes) -> str:
+        try:
+            code, text = conn.mail(sender)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _StaleConnection(_connection_lost(exc, "mail")) from exc
+        if code != 250:
+            raise reply_error(code, text, "mail")
+        try:
+            code, text = conn.rcpt(recipient)
+            if code not in (250, 251):
+                raise reply_error(code, text, "rcpt")
+            code, text = conn.docmd("DATA")
+            if code != 354:
+                raise reply_error(code, text, "data")
+            conn.send(payload)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise _connection_lost(exc, "data") from exc
+        try:
+            code, text = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            # The whole message went out; only the verdict is missing.
+            raise DeliveryUnknown(f"connection lost awaiting the reply to the message: {exc}")
+        if code != 250:
+            raise reply_error(code, text, "data")
+        return text.decode("utf-8", "replace").strip()[:300]
+
+    def _acquire(self, fresh: bool = False) -> tuple[smtplib.SMTP, bool]:
+        if not fresh:
+            try:
+                return self._idle.get_nowait(), True
+            except queue.Empty:
+                pass
+        return self._connect(), False
+
+    def _connect(self) -> smtplib.SMTP:
+        options = self._options
+        timeout = options.timeout.total_seconds()
+        try:
+            conn = smtplib.SMTP(options.host, options.port, timeout=timeout)
+        except smtplib.SMTPConnectError as exc:
+            raise SmtpDeferred(
+                f"SMTP server {options.host}:{options.port} refused the session: "
+                f"{exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')[:200]}",
+                code=exc.smtp_code,
+                stage="connect",
+                connection_level=True,
+            ) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise SmtpDeferred(
+                f"cannot connect to SMTP server {options.host}:{options.port}: {exc}",
+                code=None,
+                stage="connect",
+                connection_level=True,
+            ) from exc
+        try:
+            conn.ehlo()
+            if options.starttls:
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+            if options.username:
+                conn.login(options.username, options.password.get_secret_value())
+        except smtplib.SMTPAuthenticationError as exc:
+            self._discard(conn)
+            # Never echo credentials; the server's code says enough.
+            raise SmtpDeferred(
+                f"SMTP AUTH refused ({exc.smtp_code}); check TRIGGERLINE_MAILER_SMTP_USERNAME "
+                "and TRIGGERLINE_MAILER_SMTP_PASSWORD",
+                code=exc.smtp_code,
+                stage="connect",
+                connection_level=True,
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            self._discard(conn)
+            raise SmtpDeferred(
+                f"SMTP session set-up with {options.host}:{options.port} failed: {exc}",
+                code=None,
+                stage="connect",
+                connection_level=True,
+            ) from exc
+        with self._lock:
+            self.connections_opened += 1
+        return conn
+
+    def _release(self, conn: smtplib.SMTP) -> None:
+        with self._lock:
+            keep = not self._closed and self._idle.qsize() < self._options.size
+        if keep:
+            self._idle.put(conn)
+        else:
+            self._discard(conn, polite=True)
+
+    def _reset_or_discard(self, conn: smtplib.SMTP, keep: bool) -> None:
+        if keep:
+            try:
+                conn.rset()
+            except (smtplib.SMTPException, OSError):
+                keep = False
+        if keep:
+            self._release(conn)
+        else:
+            self._discard(conn)
+
+    @staticmethod
+    def _discard(conn: smtplib.SMTP, polite: bool = False) -> None:
+        try:
+            if polite:
+                conn.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        finally:
+            conn.close()
+
+
+class _StaleConnection(Exception):  # noqa: N818 - internal signal, never escapes the pool
+    def __init__(self, error: SmtpDeferred) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _connection_lost(exc: BaseException, stage: Stage) -> SmtpDeferred:
+    return SmtpDeferred(
+        f"SMTP connection lost at {stage.upper()} (nothing was sent): {exc}",
+        code=None,
+        stage=stage,
+        connection_level=True,
+    )

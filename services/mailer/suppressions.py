@@ -1,0 +1,49 @@
+"""The suppression list (`suppressions` table): addresses that must not be mailed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from services.common.db.tables import suppressions
+from services.common.errors import TransientFailure
+from services.mailer.rules.suppression import normalise_address
+
+
+class SuppressionStore:
+    """Reads and adds suppressions; the key is the normalised address."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def reason(self, address: str) -> str | None:
+        """Why the address is suppressed, or None when it may be mailed."""
+        try:
+            with self._engine.connect() as conn:
+                return conn.execute(
+                    select(suppressions.c.reason).where(
+                        suppressions.c.email == normalise_address(address)
+                    )
+                ).scalar_one_or_none()
+        except OperationalError as exc:
+            raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc
+
+    def add(self, address: str, reason: str, source: str, now: datetime) -> bool:
+        """Suppress the address; False when it already was (the first reason is kept)."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    insert(suppressions).values(
+                        email=normalise_address(address),
+                        reason=reason,
+                        source=source[:200],
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        except OperationalError as exc:
+            raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc
+        return True

@@ -1,0 +1,105 @@
+"""Campaign templates: Jinja2 in a sandbox, autoescaped HTML, and no silent blanks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+
+from services.common.errors import InvalidInput
+from services.common.models import EmailRequest
+
+PARTS = ("subject.txt", "body.html", "body.txt")
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One personalised email: a one-line subject and the two bodies."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def template_context(request: EmailRequest) -> dict[str, Any]:
+    """The variables a template sees: the request's fields, then its `variables` at top level.
+
+    `first_name` may be None (templates write `{{ first_name or "there" }}`); a name the request
+    does not carry at all is undefined, which StrictUndefined turns into an error.
+    """
+    return {
+        **request.variables,
+        "first_name": request.first_name,
+        "email": request.email,
+        "products": list(request.products),
+        "campaign": request.campaign,
+        "profile_id": request.profile_id,
+        "locale": request.locale,
+        "variables": dict(request.variables),
+    }
+
+
+def _environment(templates_dir: Path) -> SandboxedEnvironment:
+    # The sandbox keeps a template from reaching Python internals; StrictUndefined makes a
+    # missing variable an error instead of an empty string in someone's inbox.
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+class TemplateSet:
+    """The compiled templates of every campaign, checked when loaded.
+
+    A campaign whose template is missing or does not compile is kept in `broken` with the reason,
+    so start-up names it and its requests are dead-lettered; other campaigns keep working.
+    """
+
+    def __init__(self, templates_dir: Path, templates: Mapping[str, str]) -> None:
+        """`templates` maps campaign name to template folder name."""
+        self._env = _environment(templates_dir)
+        self._compiled: dict[str, dict[str, Template]] = {}
+        self.broken: dict[str, str] = {}
+        for campaign, folder in templates.items():
+            try:
+                self._compiled[campaign] = {
+                    part: self._env.get_template(f"{folder}/{part}") for part in PARTS
+                }
+            except TemplateError as exc:
+                where = f"{folder}/{getattr(exc, 'name', None) or ''}".rstrip("/")
+                line = getattr(exc, "lineno", None)
+                at = f" line {line}" if line else ""
+                self.broken[campaign] = (
+                    f"template {where!r}{at} of campaign {campaign!r}: "
+                    f"{type(exc).__name__}: {exc.message or exc}"
+                )
+
+    def render(self, campaign: str, context: Mapping[str, Any]) -> Rendered:
+        """Render all three parts, or raise `InvalidInput` naming the campaign and the part."""
+        if campaign in self.broken:
+            raise InvalidInput("template_broken", self.broken[campaign])
+        parts = self._compiled.get(campaign)
+        if parts is None:
+            raise InvalidInput("unknown_campaign", f"no template is configured for {campaign!r}")
+        rendered: dict[str, str] = {}
+        for part, template in parts.items():
+            try:
+                rendered[part] = template.render(context)
+            except Exception as exc:  # any failure of a template is that message's error
+                raise InvalidInput(
+                    "template_error",
+                    f"{template.name} of campaign {campaign!r}: {type(exc).__name__}: {exc}",
+                ) from exc
+        subject = _WHITESPACE.sub(" ", rendered["subject.txt"]).strip()
+        if not subject:
+            raise InvalidInput("template_error", f"campaign {campaign!r} rendered an empty subject")
+        return Rendered(subject=subject, html=rendered["body.html"], text=rendered["body.txt"])

@@ -1,0 +1,62 @@
+"""Count outcomes from a starting point: how a run proves triggers in = outcomes out."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+
+from confluent_kafka import Consumer, TopicPartition
+
+from services.common.models import Outcome
+from services.common.serde import outcome_serde
+from services.common.settings import KafkaSettings
+from services.common.topics import TOPICS
+
+
+class OutcomeTally:
+    """Reads `outcomes` from the offsets it found at creation; counts outcome labels."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._consumer = Consumer(
+            {
+                **settings.client_config(),
+                "group.id": f"triggerline-tally-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        name = TOPICS.outcomes.name
+        partitions = self._consumer.list_topics(name, timeout=30).topics[name].partitions
+        starts = []
+        for partition in partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(name, partition), 30)
+            starts.append(TopicPartition(name, partition, high))
+        self._consumer.assign(starts)
+        self._serde = outcome_serde()
+        self.counts: Counter[str] = Counter()
+        self.outcomes: list[Outcome] = []
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def poll(self, seconds: float = 0.5) -> int:
+        """Read what has arrived; returns how many outcomes were new."""
+        new = 0
+        for message in self._consumer.consume(10000, seconds):
+            if message.error():
+                continue
+            outcome = Outcome.from_record(self._serde.decode(message.value()))
+            self.counts[outcome.label] += 1
+            self.outcomes.append(outcome)
+            new += 1
+        return new
+
+    def summary(self) -> str:
+        width = max((len(label) for label in self.counts), default=8)
+        lines = [f"  {label:<{width}}  {count:>8}" for label, count in self.counts.most_common()]
+        lines.append(f"  {'total':<{width}}  {self.total:>8}")
+        return "\n".join(lines)
+
+    def close(self) -> None:
+        self._consumer.close()

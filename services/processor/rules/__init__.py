@@ -1,0 +1,1 @@
+"""Pure decisions of the processor: values in, decisions out, no I/O."""

@@ -1,0 +1,43 @@
+"""Offset arithmetic for transactional input: where the non-record offsets are.
+
+A topic written in Kafka transactions has offsets that carry no record for a `read_committed`
+reader: commit/abort markers and the records of aborted transactions. A reader that commits
+"last processed record + 1" therefore never commits past a trailing marker (lag stays at one per
+partition) and, in faust, stops committing after an aborted batch (faust-streaming #606).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+def non_record_ranges(start: int, end: int, records: Iterable[int]) -> list[tuple[int, int]]:
+    """Offsets in `[start, end)` that held no record delivered to us, as inclusive ranges.
+
+    `start` is the fetch position before a fetch, `end` the position after it and `records` the
+    offsets that fetch returned: every other offset in between was skipped by the client, so it
+    is a control marker or an aborted record and can be committed past.
+    """
+    ranges: list[tuple[int, int]] = []
+    cursor = start
+    for offset in sorted(o for o in records if start <= o < end):
+        if offset > cursor:
+            ranges.append((cursor, offset - 1))
+        cursor = offset + 1
+    if cursor < end:
+        ranges.append((cursor, end - 1))
+    return ranges
+
+
+def commit_past_gaps(offset: int, gaps: Sequence[tuple[int, int]]) -> int:
+    """Move a commit offset over the non-record ranges (inclusive) that start where it stands.
+
+    `offset` is the next offset to read; if it and what follows are known non-records, the
+    commit may skip them, which is what brings lag to zero after a trailing commit marker.
+    """
+    for begin, last in sorted(gaps):
+        if begin <= offset <= last:
+            offset = last + 1
+        elif begin > offset:
+            break
+    return offset

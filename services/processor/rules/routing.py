@@ -1,0 +1,52 @@
+"""Routing: which campaign handles a trigger id, as Adobe's `NmsPipeline_Config` says."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from services.common.pipeline_config import ALL_TRIGGERS, PipelineConfig
+
+
+def _normal(trigger_id: str) -> str:
+    return trigger_id.strip().lower()
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Trigger id -> campaign for one pipeline topic; `None` names a trigger no campaign mails."""
+
+    exact: Mapping[str, str | None] = field(default_factory=dict)
+    wildcard: str | None = None
+    has_wildcard: bool = False
+
+
+def build_routes(config: PipelineConfig, topic: str = "triggers") -> Routes:
+    """The routing table of one pipeline topic.
+
+    An entry with an empty `jsConnector` is a known trigger that mails nobody (a purchase that
+    only cancels reminders); it still beats `*`. The first entry for an id wins, as in Adobe.
+    """
+    index = config.connector_index()
+    exact: dict[str, str | None] = {}
+    wildcard: str | None = None
+    has_wildcard = False
+    for entry in config.topics:
+        if entry.name != topic:
+            continue
+        for route in entry.triggers:
+            campaign = index.get(route.js_connector) if route.js_connector else None
+            if route.name.strip() == ALL_TRIGGERS:
+                if not has_wildcard:
+                    wildcard, has_wildcard = campaign, True
+            else:
+                exact.setdefault(_normal(route.name), campaign)
+    return Routes(exact=exact, wildcard=wildcard, has_wildcard=has_wildcard)
+
+
+def route_trigger(trigger_id: str, routes: Routes) -> str | None:
+    """The campaign for a trigger id: an exact id beats `*`; unlisted ids get `None`."""
+    key = _normal(trigger_id)
+    if key in routes.exact:
+        return routes.exact[key]
+    return routes.wildcard if routes.has_wildcard else None

@@ -1,0 +1,160 @@
+"""The faust transport the processor runs on: aiokafka, reading `read_committed`, committing past markers.
+
+Two faust-streaming behaviours are corrected here, and nowhere else:
+
+* Isolation. faust's aiokafka worker consumer reads `read_uncommitted` unless the app runs in
+  exactly-once mode. `triggers.raw` is written in Kafka transactions by the fetcher, so a
+  `read_uncommitted` reader would mail from a batch the fetcher aborted. We keep at-least-once
+  processing and force `read_committed` on the worker consumer.
+* Offset gaps. Transactions leave offsets that hold no record for a `read_committed` reader
+  (commit/abort markers, aborted records). faust commits "last acked record + 1" and bridges only
+  the gaps it sees between two delivered records, so the trailing marker of every burst is never
+  committed (lag stuck at 1 per partition) and, after an aborted batch that follows offset 0, no
+  commit happens at all (faust-streaming #606). We record every non-record range from the fetch
+  positions aiokafka reports, and let a commit move over such ranges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+
+from services.processor.rules.offsets import commit_past_gaps, non_record_ranges
+
+log = logging.getLogger(__name__)
+
+READ_COMMITTED = "read_committed"
+
+# (position before a fetch, position after it) per partition
+FetchSpan = Mapping[Any, tuple[int, int]]
+
+
+def _positions(consumer: Any) -> dict[Any, int]:
+    """Fetch positions of the assigned partitions that have one (aiokafka internals, read-only)."""
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return {}
+    positions = {}
+    for tp in assignment.tps:
+        state = assignment.state_value(tp)
+        if state.has_valid_position:
+            positions[tp] = state.position
+    return positions
+
+
+class ReadCommittedConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # type: ignore[misc]  # faust is untyped
+    """The aiokafka consumer thread, reading committed data and reporting fetch positions."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka keeps the level it was built with until start(), which builds the fetcher
+        # from it. Fail loudly if a new aiokafka moved it rather than silently reading aborts.
+        if getattr(consumer, "_isolation_level", None) not in (READ_COMMITTED, "read_uncommitted"):
+            raise RuntimeError(
+                "cannot set isolation_level=read_committed on this aiokafka version; "
+                "pin aiokafka==0.14.0 or update services/processor/transport.py"
+            )
+        consumer._isolation_level = READ_COMMITTED
+        return consumer
+
+    async def getmany(self, active_partitions: Any, timeout: float) -> Any:
+        consumer = self._ensure_consumer()
+        records, spans = await self.call_thread(
+            self._fetch_with_positions,
+            consumer,
+            active_partitions,
+            timeout=timeout,
+            max_records=consumer._max_poll_records,
+        )
+        await self.consumer.on_fetched(spans, records)
+        return records
+
+    async def _fetch_with_positions(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> tuple[Any, FetchSpan]:
+        # Runs on the consumer thread's loop, where positions only move as records are handed
+        # out (or markers skipped), so before/after bracket exactly what this fetch consumed.
+        before = _positions(consumer)
+        records = await self._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        after = _positions(consumer)
+        spans = {tp: (before[tp], end) for tp, end in after.items() if before.get(tp, end) < end}
+        return records, spans
+
+
+class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]  # faust is untyped
+    """faust's consumer, told where the non-record offsets are so its commits can pass them."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._fetch_position: dict[Any, int] = {}
+        self._start_position: dict[Any, int] = {}
+
+    def _new_consumer_thread(self) -> ReadCommittedConsumerThread:
+        return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def on_fetched(self, spans: FetchSpan, records: Mapping[Any, Any]) -> None:
+        """Record the offsets a fetch skipped as gaps that commits may cross."""
+        for tp, (start, end) in spans.items():
+            previous = self._fetch_position.get(tp)
+            self._fetch_position[tp] = end
+            if previous is not None and previous != start:
+                continue  # the position was moved (a seek) between fetches: infer nothing
+            if not self.app.topics.acks_enabled_for(tp.topic):
+                continue
+            self._start_position.setdefault(tp, start)
+            delivered = [record.offset for record in records.get(tp, ())]
+            for first, last in non_record_ranges(start, end, delivered):
+                await self._add_gap(tp, first, last)
+            self._acked[tp]  # noqa: B018 - make the commit loop visit partitions with no records
+
+    def _new_offset(self, tp: Any) -> int | None:
+        offset: int | None = super()._new_offset(tp)
+        base = offset
+        if base is None:
+            base = self._committed_offset[tp]
+        if base is None:
+            base = self._start_position.get(tp)
+        if base is None:
+            return offset
+        gaps = [(interval.begin, interval.end - 1) for interval in self._gap[tp]]
+        moved = commit_past_gaps(base, gaps)
+        if moved == base:
+            return offset
+        self._gap[tp].chop(0, moved)
+        return moved
+
+    def _forget(self, tps: Any) -> None:
+        for tp in tps:
+            self._fetch_position.pop(tp, None)
+            self._start_position.pop(tp, None)
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        self._forget(assigned)  # faust seeks to the committed offsets: start over from there
+        await super().on_partitions_assigned(assigned, generation_id)
+        self._forget(assigned)
+
+
+class Transport(aiokafka_driver.Transport):  # type: ignore[misc]  # faust is untyped
+    Consumer = TransactionalInputConsumer
+
+
+class ProcessorApp(faust.App):  # type: ignore[misc]  # faust is untyped
+    """A faust App on the transport above."""
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)

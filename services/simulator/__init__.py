@@ -1,0 +1,1 @@
+"""Stand-ins for the systems around Triggerline: the Adobe pipeline, IMS and an SMTP sink."""

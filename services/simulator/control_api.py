@@ -1,0 +1,77 @@
+"""Test and operator endpoints under /simulator/: inject envelopes, set faults, read stats."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from services.simulator.faults import FaultError
+from services.simulator.pipeline_api import STATE, error
+
+
+async def inject(request: web.Request) -> web.Response:
+    """`POST /simulator/envelopes`: append exact envelopes.
+
+    A JSON list: objects are DATA envelopes (partition from their `partition` field, else from
+    their visitor; offset always from the log), strings are raw lines appended as given. Any
+    other body is taken as lines, each appended raw (`?partition=` picks where, default 0).
+    Answers the position of each, in order.
+    """
+    state = request.app[STATE]
+    text = await request.text()
+    count = len(state.log.partitions)
+    try:
+        default_partition = int(request.query.get("partition", "0")) % count
+    except ValueError:
+        return error(400, "bad_request", "partition must be an integer")
+    items: list[Any]
+    if request.content_type == "application/json":
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return error(400, "bad_request", f"body is not JSON: {exc}")
+        if not isinstance(items, list):
+            return error(400, "bad_request", "body must be a JSON list of envelopes or lines")
+    else:
+        items = [line for line in text.splitlines() if line.strip()]
+    positions = []
+    for item in items:
+        if isinstance(item, dict):
+            given = item.get("partition")
+            partition = given % count if isinstance(given, int) and given >= 0 else None
+            entry = state.append_envelope(item, "injected", partition)
+            partition = partition if partition is not None else state._partition_of(item)
+        else:
+            partition = default_partition
+            entry = state.append_raw(str(item).encode(), "injected", partition)
+        positions.append({"partition": partition, "offset": entry.offset})
+    return web.json_response(positions)
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    """`POST /simulator/faults`: `{"pipeline_503": 2, "revoke_tokens": true, ...}`; `{}` reads."""
+    state = request.app[STATE]
+    try:
+        changes = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError:
+        return error(400, "bad_request", "body must be a JSON object")
+    if not isinstance(changes, dict):
+        return error(400, "bad_request", "body must be a JSON object")
+    revoked = 0
+    if changes.pop("revoke_tokens", False) is True:
+        revoked = state.tokens.revoke_all()
+        state.wake_all()  # open streams notice at once and end
+    if changes.pop("clear", False) is True:
+        state.faults.clear()
+    try:
+        state.faults.update(changes)
+    except FaultError as exc:
+        return error(400, "bad_request", str(exc))
+    return web.json_response({"faults": state.faults.snapshot(), "revoked_tokens": revoked})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """`GET /simulator/stats`: what was appended, per-partition offsets, IMS calls, resets."""
+    return web.json_response(request.app[STATE].stats())

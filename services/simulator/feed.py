@@ -1,0 +1,70 @@
+"""The generator loop: draws envelopes at the configured rate and appends them to the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from services.simulator.catalog import (
+    BROWSE_ABANDONMENT,
+    CART_ABANDONMENT,
+    PURCHASE,
+    SEARCH_ABANDONMENT,
+)
+from services.simulator.generator import Generated, Mix, TriggerGenerator
+from services.simulator.settings import SimulatorSettings
+from services.simulator.state import SimulatorState, now_ms
+
+log = logging.getLogger(__name__)
+_UNTHROTTLED_CHUNK = 500  # with no rate limit, yield to the loop this often
+
+
+def mix_from(settings: SimulatorSettings) -> Mix:
+    return Mix(
+        visitors=settings.visitors,
+        profiles=settings.profiles,
+        unprofiled_share=settings.unprofiled_share,
+        weights=(
+            (CART_ABANDONMENT, settings.cart_weight),
+            (BROWSE_ABANDONMENT, settings.browse_weight),
+            (SEARCH_ABANDONMENT, settings.search_weight),
+            (PURCHASE, settings.purchase_weight),
+        ),
+        repeat_share=settings.repeat_share,
+        malformed_share=settings.malformed_share,
+        unknown_share=settings.unknown_share,
+        stray_space_share=settings.stray_space_share,
+        ims_org=settings.ims_org,
+    )
+
+
+def append(state: SimulatorState, generated: Generated) -> None:
+    if generated.envelope is not None:
+        state.append_envelope(generated.envelope, generated.kind)
+    else:
+        partition = state.partition_of_mcid(generated.mcid)
+        state.append_raw(generated.raw or b"", generated.kind, partition)
+    state.generated += 1
+
+
+async def run_feed(state: SimulatorState) -> None:
+    """Generate until the target is reached (forever when it is 0) or the app closes.
+
+    Steady: one envelope every 1/rate s. Bursty: `burst` at once, then a pause of burst/rate s,
+    so the average rate is the same. The schedule is absolute, so slow turns catch up.
+    """
+    settings = state.settings
+    generator = TriggerGenerator(mix_from(settings), settings.seed)
+    batch = settings.burst or (1 if settings.rate else _UNTHROTTLED_CHUNK)
+    interval = batch / settings.rate if settings.rate else 0.0
+    due = time.monotonic()
+    while not state.closing and not state.done:
+        remaining = (state.target - state.generated) if state.target is not None else batch
+        for _ in range(min(batch, remaining)):
+            append(state, generator.next(now_ms()))
+        if state.done:
+            log.info("generated the %d envelopes asked for; generator stopped", state.generated)
+            return
+        due += interval
+        await asyncio.sleep(max(0.0, due - time.monotonic()))

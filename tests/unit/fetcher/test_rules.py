@@ -1,0 +1,86 @@
+"""The fetcher's pure decisions: flushing, partition ownership, envelope validation."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from services.common.errors import InvalidInput
+from services.fetcher.envelopes import MAX_ENVELOPE_BYTES, Sync, parse_envelope
+from services.fetcher.rules.flush import FlushLimits, flush_due
+from services.fetcher.rules.partitions import replica_partitions, worker_partitions
+
+LIMITS = FlushLimits(
+    message_count=1000, period=timedelta(seconds=5), linger=timedelta(milliseconds=50)
+)
+S = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("pending", "since_first", "idle", "due"),
+    [
+        (0, 10 * S, 10 * S, False),  # nothing to commit
+        (1000, 0 * S, 0 * S, True),  # pointerFlushMessageCount
+        (999, 1 * S, timedelta(milliseconds=10), False),
+        (1, 5 * S, timedelta(0), True),  # pointerFlushPeriodSec
+        (1, 1 * S, timedelta(milliseconds=50), True),  # quiet upstream
+    ],
+)
+def test_flush_due(pending: int, since_first: timedelta, idle: timedelta, due: bool) -> None:
+    assert flush_due(pending, since_first, idle, LIMITS) is due
+
+
+def test_replicas_split_partitions_without_overlap() -> None:
+    owned = [replica_partitions(15, r, 4) for r in range(4)]
+    flat = sorted(p for group in owned for p in group)
+    assert flat == list(range(15))
+    with pytest.raises(ValueError):
+        replica_partitions(15, 4, 4)
+
+
+def test_workers_share_partitions_and_none_is_empty() -> None:
+    assert worker_partitions([0, 1, 2, 3, 4, 5], 4) == [[0, 4], [1, 5], [2], [3]]
+    assert worker_partitions([3], 4) == [[3]]
+
+
+def test_sync_envelope() -> None:
+    parsed = parse_envelope(b'{"envelopeType":"SYNC","syncMarker":"abc"}')
+    assert parsed == Sync("abc")
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"{not json", "not_json"),
+        (b"[1,2]", "not_an_object"),
+        (b'{"envelopeType":"PING"}', "unknown_envelope_type"),
+        (b'{"envelopeType":"DATA","topic":"triggers","partition":1,"offset":2}', "missing_field"),
+        (b"x" * (MAX_ENVELOPE_BYTES + 1), "oversized"),
+    ],
+)
+def test_malformed_envelopes_say_why(line: bytes, reason: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_envelope(line)
+    assert caught.value.reason == reason
+
+
+def test_missing_message_id_is_invalid() -> None:
+    envelope = {
+        "envelopeType": "DATA",
+        "topic": "triggers",
+        "partition": 1,
+        "offset": 2,
+        "createTime": 1,
+        "com.adobe.mcloud.pipeline.pipelineMessage": {
+            "header": {"messageType": "TRIGGER"},
+            "com.adobe.mcloud.protocol.trigger": {
+                "triggerId": "t",
+                "triggerTimestamp": 1469164250100,
+                "mcId": "1",
+            },
+        },
+    }
+    with pytest.raises(InvalidInput, match="messageId"):
+        parse_envelope(json.dumps(envelope).encode())
