@@ -34,7 +34,7 @@ class SmtpRejected(PermanentFailure):
         self.stage = stage
 
 
-class DeliveryUnknown(TransientFailure):  # noqa: N818 - a state, as in RFC 5321 section 6.1
+class DeliveryUnknown(TransientFailure):
     """The connection dropped after the message data, before the reply: it may have been sent.
 
     Never resent blindly: the claim stays pending and the request goes to the dead-letter topic

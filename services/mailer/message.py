@@ -102,6 +102,7 @@ def build_message(
         message["List-Unsubscribe-Post"] = ONE_CLICK
         list_name = header_text(request.campaign, limit=100)
         message["List-Id"] = f"{list_name} <{list_name}.{from_address.domain}>"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    # Quoted-printable keeps the body 7-bit, so no server needs 8BITMIME.
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     return message

@@ -14,7 +14,7 @@ import re
 import smtplib
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 
@@ -38,7 +38,7 @@ class SmtpOptions:
     size: int
     starttls: bool = False
     username: str = ""
-    password: SecretStr = SecretStr("")
+    password: SecretStr = field(default_factory=lambda: SecretStr(""))
 
 
 def reply_error(code: int, text: bytes | str, stage: Stage) -> SmtpDeferred | SmtpRejected:
@@ -138,7 +138,9 @@ class SmtpPool:
             code, text = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             # The whole message went out; only the verdict is missing.
-            raise DeliveryUnknown(f"connection lost awaiting the reply to the message: {exc}")
+            raise DeliveryUnknown(
+                f"connection lost awaiting the reply to the message: {exc}"
+            ) from exc
         if code != 250:
             raise reply_error(code, text, "data")
         return text.decode("utf-8", "replace").strip()[:300]
@@ -230,7 +232,7 @@ class SmtpPool:
             conn.close()
 
 
-class _StaleConnection(Exception):  # noqa: N818 - internal signal, never escapes the pool
+class _StaleConnection(Exception):
     def __init__(self, error: SmtpDeferred) -> None:
         super().__init__(str(error))
         self.error = error

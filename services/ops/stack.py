@@ -17,13 +17,14 @@ import signal
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import requests
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.kafka import ensure_topics, make_admin
@@ -35,6 +36,7 @@ from services.common.settings import (
     PipelineConfigSettings,
     load,
 )
+from services.common.topics import topics_for
 from services.ops.database import seed_demo_profiles
 from services.ops.outcome_tally import OutcomeTally
 from services.ops.processes import ServiceProcess, wait_http
@@ -43,8 +45,14 @@ from services.ops.topics import declared_topics
 log = logging.getLogger(__name__)
 
 PROCESSOR_APP_ID = "triggerline-processor"
-PORTS = {"simulator": 7790, "auth": 7791, "fetcher": 7781, "mailer": 7782, "processor": 6066}
-SMTP_PORT = 2525
+DEFAULT_PORTS = {
+    "simulator": 7790,
+    "auth": 7791,
+    "fetcher": 7781,
+    "mailer": 7782,
+    "processor": 6066,
+    "smtp": 2525,
+}
 
 
 @dataclass(frozen=True)
@@ -56,22 +64,27 @@ class StackOptions:
     var: Path
     timeout: float
     fresh: bool
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    processor_app_id: str = PROCESSOR_APP_ID
+    topics_prefix: str = ""
 
 
 def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
     """Settings every child shares; secrets here are throwaway loopback credentials."""
     ims_client_secret = uuid.uuid4().hex
     fetcher_secret = uuid.uuid4().hex
+    ports = options.ports
     return {
+        "TRIGGERLINE_TOPICS_PREFIX": options.topics_prefix,
         "TRIGGERLINE_DB_URL": f"sqlite:///{options.var / 'triggerline.db'}",
         # simulator: upstream pipeline and IMS
-        "TRIGGERLINE_SIMULATOR_PORT": str(PORTS["simulator"]),
+        "TRIGGERLINE_SIMULATOR_PORT": str(ports["simulator"]),
         "TRIGGERLINE_SIMULATOR_IMS_CLIENT_ID": "triggerline-local",
         "TRIGGERLINE_SIMULATOR_IMS_CLIENT_SECRET": ims_client_secret,
         # auth: the only holder of the IMS client secret
-        "TRIGGERLINE_AUTH_PORT": str(PORTS["auth"]),
+        "TRIGGERLINE_AUTH_PORT": str(ports["auth"]),
         "TRIGGERLINE_AUTH_MODE": "oauth",
-        "TRIGGERLINE_AUTH_IMS_URL": f"http://127.0.0.1:{PORTS['simulator']}",
+        "TRIGGERLINE_AUTH_IMS_URL": f"http://127.0.0.1:{ports['simulator']}",
         "TRIGGERLINE_AUTH_CLIENT_ID": "triggerline-local",
         "TRIGGERLINE_AUTH_CLIENT_SECRET": ims_client_secret,
         "TRIGGERLINE_AUTH_CLIENTS": f"fetcher:{fetcher_secret}",
@@ -79,15 +92,16 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
         "TRIGGERLINE_FETCHER_CONSUMER": f"triggerline_local_{run_id}",
         "TRIGGERLINE_FETCHER_RESET": "earliest",
         "TRIGGERLINE_FETCHER_AUTH_SECRET": fetcher_secret,
-        "TRIGGERLINE_FETCHER_PIPELINE_ENDPOINT": f"http://127.0.0.1:{PORTS['simulator']}",
+        "TRIGGERLINE_FETCHER_PIPELINE_ENDPOINT": f"http://127.0.0.1:{ports['simulator']}",
+        "TRIGGERLINE_FETCHER_MONITOR_SERVER_PORT": str(ports["fetcher"]),
         "TRIGGERLINE_FETCHER_DUMP_STATE_PATH": str(options.var / "pipelined.json"),
         # processor
-        "TRIGGERLINE_PROCESSOR_APP_ID": PROCESSOR_APP_ID,
+        "TRIGGERLINE_PROCESSOR_APP_ID": options.processor_app_id,
         "TRIGGERLINE_PROCESSOR_DATA_DIR": str(options.var / "processor"),
-        "TRIGGERLINE_PROCESSOR_WEB_PORT": str(PORTS["processor"]),
+        "TRIGGERLINE_PROCESSOR_WEB_PORT": str(ports["processor"]),
         # mailer and sink
-        "TRIGGERLINE_MAILER_SMTP_PORT": str(SMTP_PORT),
-        "TRIGGERLINE_MAILER_HEALTH_PORT": str(PORTS["mailer"]),
+        "TRIGGERLINE_MAILER_SMTP_PORT": str(ports["smtp"]),
+        "TRIGGERLINE_MAILER_HEALTH_PORT": str(ports["mailer"]),
     }
 
 
@@ -96,7 +110,7 @@ def reset_local_state(kafka: KafkaSettings, options: StackOptions, campaigns: li
     admin = make_admin(kafka)
     existing = admin.list_topics(timeout=30).topics
     names = {spec.name for spec in declared_topics(campaigns)}
-    names |= {name for name in existing if name.startswith(PROCESSOR_APP_ID)}
+    names |= {name for name in existing if name.startswith(options.processor_app_id)}
     doomed = sorted(name for name in names if name in existing)
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
@@ -105,7 +119,7 @@ def reset_local_state(kafka: KafkaSettings, options: StackOptions, campaigns: li
             except KafkaException as exc:
                 log.warning("could not delete a topic: %s", exc)
         _wait_deleted(admin, set(doomed))
-    groups = [PROCESSOR_APP_ID, "triggerline-mailer", "triggerline-mailer-retry"]
+    groups = [options.processor_app_id, "triggerline-mailer", "triggerline-mailer-retry"]
     for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
         with contextlib.suppress(KafkaException):  # a group that never existed
             future.result()
@@ -124,6 +138,18 @@ def _wait_deleted(admin: AdminClient, names: set[str], deadline: float = 60.0) -
             return
         time.sleep(0.5)
     raise RuntimeError(f"topics still being deleted after {deadline:.0f}s: {sorted(names)}")
+
+
+def prepare(options: StackOptions, env: dict[str, str], kafka: KafkaSettings) -> None:
+    """Topics (in the run's namespace), schema and demo profiles, before any service starts."""
+    pipeline = load_pipeline_config(load(PipelineConfigSettings).config)
+    topics = topics_for(options.topics_prefix)
+    specs = [*topics.fixed(), *(topics.emails(name) for name in sorted(pipeline.campaigns))]
+    ensure_topics(make_admin(kafka), specs)
+    engine = make_engine(DatabaseSettings(url=SecretStr(env["TRIGGERLINE_DB_URL"])))
+    upgrade(engine)
+    seed_demo_profiles(engine, options.profiles)
+    engine.dispose()
 
 
 class LocalStack:
@@ -146,19 +172,20 @@ class LocalStack:
 
     def start(self) -> None:
         o = self.options
-        self._start("smtp-sink", "--port", str(SMTP_PORT), "--maildir", str(o.var / "mail"))
+        ports = o.ports
+        self._start("smtp-sink", "--port", str(ports["smtp"]), "--maildir", str(o.var / "mail"))
         self._start(
             "simulator",
             "--triggers", str(o.triggers),
             "--rate", str(o.rate),
             "--seed", str(o.seed),
             "--profiles", str(o.profiles),
-            ready_url=f"http://127.0.0.1:{PORTS['simulator']}/healthz",
+            ready_url=f"http://127.0.0.1:{ports['simulator']}/healthz",
         )  # fmt: skip
-        self._start("auth", ready_url=f"http://127.0.0.1:{PORTS['auth']}/readyz")
-        self._start("processor", ready_url=f"http://127.0.0.1:{PORTS['processor']}/readyz")
-        self._start("mailer", ready_url=f"http://127.0.0.1:{PORTS['mailer']}/readyz")
-        self._start("fetcher", ready_url=f"http://127.0.0.1:{PORTS['fetcher']}/healthz")
+        self._start("auth", ready_url=f"http://127.0.0.1:{ports['auth']}/readyz")
+        self._start("processor", ready_url=f"http://127.0.0.1:{ports['processor']}/readyz")
+        self._start("mailer", ready_url=f"http://127.0.0.1:{ports['mailer']}/readyz")
+        self._start("fetcher", ready_url=f"http://127.0.0.1:{ports['fetcher']}/healthz")
 
     def dead(self) -> list[ServiceProcess]:
         return [child for child in self.children if not child.alive]
@@ -168,8 +195,8 @@ class LocalStack:
             child.stop()
 
 
-def simulator_stats() -> dict[str, object]:
-    response = requests.get(f"http://127.0.0.1:{PORTS['simulator']}/simulator/stats", timeout=5)
+def simulator_stats(port: int) -> dict[str, object]:
+    response = requests.get(f"http://127.0.0.1:{port}/simulator/stats", timeout=5)
     response.raise_for_status()
     stats: dict[str, object] = response.json()
     return stats
@@ -186,11 +213,7 @@ def run(options: StackOptions) -> int:
     if options.fresh:
         print("  resetting the local topics, groups and state")
         reset_local_state(kafka, options, campaigns)
-    ensure_topics(make_admin(kafka), declared_topics(campaigns))
-    engine = make_engine(DatabaseSettings(url=env["TRIGGERLINE_DB_URL"]))  # type: ignore[arg-type]
-    upgrade(engine)
-    seed_demo_profiles(engine, options.profiles)
-    engine.dispose()
+    prepare(options, env, kafka)
     print(f"  seeded {options.profiles} demo profiles")
     tally = OutcomeTally(kafka)
     stack = LocalStack(options, env)
@@ -223,7 +246,7 @@ def run(options: StackOptions) -> int:
                 last_report = time.monotonic()
                 print(f"  {tally.total} outcomes so far: {dict(tally.counts)}")
             if options.triggers:
-                stats = simulator_stats()
+                stats = simulator_stats(options.ports["simulator"])
                 if stats.get("done") and tally.total >= int(str(stats.get("emitted", 0))):
                     break
                 if time.monotonic() - started > options.timeout:

@@ -24,9 +24,14 @@ class Start:
     reset: bool
 
 
-def parse_assign(text: str, partitions: int) -> dict[int, int]:
-    """`0:12,3:40` -> {0: 12, 3: 40}: the next offset to read on each named partition."""
-    assigned: dict[int, int] = {}
+def parse_assign(text: str, partitions: int) -> dict[int, int | None]:
+    """`0:12,3:40` -> {0: 12, 3: 40}: the next offset to read on each named partition.
+
+    Kafka's special offsets `-1` (latest) and `-2` (earliest) mean "no stored offset": the
+    partition starts where `reset` says. That is how a client covers every partition in `assign`
+    before it has a pointer for each.
+    """
+    assigned: dict[int, int | None] = {}
     for item in text.split(","):
         if not item.strip():
             continue
@@ -35,13 +40,13 @@ def parse_assign(text: str, partitions: int) -> dict[int, int]:
             partition, offset = int(partition_text), int(offset_text)
         except ValueError:
             raise BadRequest(f"assign item {item!r} is not <partition>:<offset>") from None
-        if not sep or partition < 0 or offset < 0:
+        if not sep or partition < 0 or offset < -2:
             raise BadRequest(f"assign item {item!r} is not <partition>:<offset>")
         if partition >= partitions:
             raise BadRequest(f"partition {partition} does not exist (0..{partitions - 1})")
         if partition in assigned:
             raise BadRequest(f"partition {partition} is assigned twice")
-        assigned[partition] = offset
+        assigned[partition] = offset if offset >= 0 else None
     if not assigned:
         raise BadRequest("assign names no partition")
     return assigned

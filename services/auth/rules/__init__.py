@@ -1,0 +1,1 @@
+"""Pure decisions of the auth service: no I/O, time passed in."""

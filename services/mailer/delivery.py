@@ -1,0 +1,281 @@
+"""One email request from decision to SMTP: expiry, suppression, render, claim, send, settle.
+
+No Kafka here: `Delivery.handle` returns a `Verdict` saying what the loop must publish, and the
+loop stores the offset only after publishing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.common.errors import InvalidInput, TransientFailure
+from services.common.models import EmailRequest, Outcome, OutcomeStatus
+from services.mailer import metrics
+from services.mailer.campaigns import CampaignCatalog
+from services.mailer.claims import Claim, ClaimState, ClaimStore, DeliveryStatus
+from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected
+from services.mailer.message import (
+    Unsubscribe,
+    build_message,
+    sender_address,
+    unsubscribe_link,
+)
+from services.mailer.rules.retry import (
+    Exhausted,
+    Expired,
+    Retry,
+    RetryTopic,
+    defer_topic,
+    next_retry_topic,
+)
+from services.mailer.rules.suppression import bounce_suppression
+from services.mailer.rules.validity import expiry, is_due, is_expired
+from services.mailer.smtp import SmtpPool
+from services.mailer.suppressions import SuppressionStore
+from services.mailer.templates import template_context
+from services.mailer.unsubscribe import UnsubscribeClaim, sign_token
+
+log = logging.getLogger(__name__)
+
+SERVICE = "mailer"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to publish for one request; `hold` means: not handled, read it again later."""
+
+    outcome: Outcome | None = None
+    retry: Retry | None = None
+    dead_letter: str | None = None
+    error: BaseException | None = None
+    hold: str | None = None
+
+
+@dataclass(frozen=True)
+class UnsubscribeOptions:
+    url: str
+    secret: bytes = field(repr=False)
+    ttl: timedelta
+
+
+def outcome_for(
+    request: EmailRequest,
+    status: OutcomeStatus,
+    reason: str | None = None,
+    detail: dict[str, str] | None = None,
+    at: datetime | None = None,
+) -> Outcome:
+    extra = {"at": at} if at is not None else {}
+    return Outcome(
+        status=status,
+        message_id=request.message_id,
+        service=SERVICE,
+        reason=reason,
+        trigger_id=request.trigger_id,
+        campaign=request.campaign,
+        profile_id=request.profile_id,
+        idempotency_key=request.idempotency_key,
+        detail=detail or {},
+        **extra,
+    )
+
+
+class Delivery:
+    """The per-request pipeline; thread-safe, so the loop runs several at once."""
+
+    def __init__(
+        self,
+        *,
+        catalog: CampaignCatalog,
+        claims: ClaimStore,
+        suppressions: SuppressionStore,
+        pool: SmtpPool,
+        retries: Sequence[RetryTopic],
+        unsubscribe: UnsubscribeOptions,
+        message_id_domain: str = "",
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._catalog = catalog
+        self._claims = claims
+        self._suppressions = suppressions
+        self._pool = pool
+        self._retries = tuple(retries)
+        self._unsubscribe = unsubscribe
+        self._message_id_domain = message_id_domain
+        self._clock = clock
+
+    def handle(self, request: EmailRequest) -> Verdict:
+        """Decide and act for one request; database outages hold it rather than fail it."""
+        try:
+            return self._handle(request)
+        except SmtpDeferred as exc:
+            # Reached only for server-level failures: the whole pool backs off.
+            return Verdict(hold=f"smtp: {exc}", error=exc)
+        except TransientFailure as exc:
+            return Verdict(hold=f"database: {exc}", error=exc)
+
+    def _handle(self, request: EmailRequest) -> Verdict:
+        now = self._clock()
+        found = self._catalog.lookup(request.campaign)
+        if found is None:
+            error = InvalidInput("unknown_campaign", f"{request.campaign!r} is not configured")
+            return self._refuse(request, error, now)
+        campaign, templates = found
+        deadline = expiry(request.expires_at, request.trigger_timestamp, campaign.validity)
+        if is_expired(deadline, now):
+            return self._settle(request, DeliveryStatus.EXPIRED, f"validity ended {deadline}", now)
+        if not is_due(request.not_before, now):
+            assert request.not_before is not None
+            return self._defer(request, request.not_before)
+        reason = self._suppressions.reason(request.email)
+        if reason is not None:
+            return self._settle(request, DeliveryStatus.IGNORED, reason, now)
+        try:
+            rendered = templates.render(request.campaign, template_context(request))
+            unsubscribe = None
+            if campaign.category == "marketing":
+                unsubscribe = Unsubscribe(self._unsubscribe_url(request, campaign.category, now))
+            message = build_message(
+                request,
+                rendered,
+                sender=campaign.sender,
+                now=now,
+                message_id_domain=self._message_id_domain,
+                unsubscribe=unsubscribe,
+            )
+        except InvalidInput as exc:
+            return self._refuse(request, exc, now)
+        claim = self._claims.claim(request, now)
+        if claim.state is ClaimState.BUSY:
+            assert claim.held_until is not None
+            wait = defer_topic(self._retries).delay
+            return self._defer(request, min(claim.held_until, now + wait))
+        if claim.state is ClaimState.SETTLED:
+            return self._already(request, claim)
+        sender = campaign.sender
+        message_id = str(message["Message-ID"])
+        started = time.perf_counter()
+        try:
+            reply = self._pool.send(message, sender_address(sender).addr_spec, request.email)
+        except SmtpRejected as exc:
+            return self._rejected(request, exc, self._clock())
+        except DeliveryUnknown as exc:
+            self._claims.note(request.idempotency_key, f"unknown: {exc}", self._clock())
+            metrics.FAILED.labels(request.campaign, "smtp_unknown").inc()
+            return Verdict(
+                outcome=outcome_for(request, OutcomeStatus.UNKNOWN, "smtp_unknown"),
+                dead_letter="smtp_unknown",
+                error=exc,
+            )
+        except SmtpDeferred as exc:
+            self._claims.release(request.idempotency_key, str(exc), self._clock())
+            if exc.connection_level:
+                raise
+            return self._retry(request, exc, deadline)
+        finally:
+            metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+        self._claims.mark_sent(request.idempotency_key, message_id, self._clock())
+        metrics.SENT.labels(request.campaign).inc()
+        return Verdict(
+            outcome=outcome_for(
+                request,
+                OutcomeStatus.SENT,
+                detail={
+                    "smtpMessageId": message_id,
+                    "smtpReply": reply,
+                    "attempts": str(claim.attempts),
+                },
+            )
+        )
+
+    def _unsubscribe_url(self, request: EmailRequest, category: str, now: datetime) -> str:
+        options = self._unsubscribe
+        token = sign_token(
+            UnsubscribeClaim(request.profile_id, category, now + options.ttl), options.secret
+        )
+        return unsubscribe_link(options.url, token)
+
+    def _settle(
+        self, request: EmailRequest, status: DeliveryStatus, why: str, now: datetime
+    ) -> Verdict:
+        claim = self._claims.settle_unclaimed(request, status, now, why)
+        if claim.status is not status:
+            return self._already(request, claim)
+        if status is DeliveryStatus.EXPIRED:
+            metrics.EXPIRED.labels(request.campaign).inc()
+            return Verdict(outcome=outcome_for(request, OutcomeStatus.EXPIRED, "validity"))
+        metrics.SUPPRESSED.labels(request.campaign, why).inc()
+        return Verdict(outcome=outcome_for(request, OutcomeStatus.SUPPRESSED, why))
+
+    def _refuse(self, request: EmailRequest, error: InvalidInput, now: datetime) -> Verdict:
+        """A request that can never be sent as it is: failed outcome plus a dead letter."""
+        claim = self._claims.settle_unclaimed(request, DeliveryStatus.FAILED, now, str(error))
+        if claim.status is not DeliveryStatus.FAILED:
+            return self._already(request, claim)
+        log.warning(
+            "cannot send %s (campaign %s): %s", request.idempotency_key, request.campaign, error
+        )
+        metrics.FAILED.labels(request.campaign, error.reason).inc()
+        return Verdict(
+            outcome=outcome_for(request, OutcomeStatus.FAILED, error.reason),
+            dead_letter=error.reason,
+            error=error,
+        )
+
+    def _rejected(self, request: EmailRequest, error: SmtpRejected, now: datetime) -> Verdict:
+        self._claims.mark_failed(request.idempotency_key, str(error), now)
+        suppression = bounce_suppression(error.code or 500, error.enhanced, error.stage)
+        detail = {"smtpCode": str(error.code), "smtpReply": str(error)[:300]}
+        if suppression is not None:
+            self._suppressions.add(request.email, suppression, f"mailer: {error}", now)
+            metrics.SUPPRESSED.labels(request.campaign, suppression).inc()
+        reason = suppression or "smtp_rejected"
+        metrics.FAILED.labels(request.campaign, reason).inc()
+        log.info("%s rejected for %s: %s", request.idempotency_key, request.campaign, error)
+        return Verdict(outcome=outcome_for(request, OutcomeStatus.FAILED, reason, detail))
+
+    def _retry(self, request: EmailRequest, error: SmtpDeferred, deadline: datetime) -> Verdict:
+        now = self._clock()
+        route = next_retry_topic(request.attempt + 1, self._retries, now, deadline)
+        if isinstance(route, Retry):
+            metrics.RETRIED.labels(request.campaign, route.topic).inc()
+            return Verdict(retry=route, error=error)
+        if isinstance(route, Expired):
+            self._claims.settle_unclaimed(request, DeliveryStatus.EXPIRED, now, str(error))
+            metrics.EXPIRED.labels(request.campaign).inc()
+            return Verdict(outcome=outcome_for(request, OutcomeStatus.EXPIRED, "validity"))
+        assert isinstance(route, Exhausted)
+        self._claims.mark_failed(request.idempotency_key, f"retries exhausted: {error}", now)
+        metrics.FAILED.labels(request.campaign, "retries_exhausted").inc()
+        return Verdict(
+            outcome=outcome_for(request, OutcomeStatus.FAILED, "retries_exhausted"),
+            dead_letter="retries_exhausted",
+            error=error,
+        )
+
+    def _defer(self, request: EmailRequest, not_before: datetime) -> Verdict:
+        """Wait in the first delay topic without spending an attempt."""
+        topic = defer_topic(self._retries)
+        return Verdict(retry=Retry(topic.name, not_before, request.attempt))
+
+    def _already(self, request: EmailRequest, claim: Claim) -> Verdict:
+        """The key was settled before (redelivery after a crash, replay): report, never resend.
+
+        The outcome repeats the recorded one, so whoever missed it (a crash before the outcome
+        was published) still gets it; readers of `outcomes` keep one per idempotency key.
+        """
+        metrics.REDELIVERED.labels(request.campaign).inc()
+        detail = {"redelivered": "true"}
+        if claim.smtp_message_id:
+            detail["smtpMessageId"] = claim.smtp_message_id
+        status = {
+            DeliveryStatus.SENT: OutcomeStatus.SENT,
+            DeliveryStatus.EXPIRED: OutcomeStatus.EXPIRED,
+            DeliveryStatus.IGNORED: OutcomeStatus.SUPPRESSED,
+        }.get(claim.status, OutcomeStatus.FAILED)
+        reason = None if status is OutcomeStatus.SENT else f"already_{claim.status.value}"
+        return Verdict(outcome=outcome_for(request, status, reason, detail))

@@ -1,0 +1,21 @@
+"""Prometheus metrics of the processor."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+TRIGGERS = Counter(
+    "triggerline_processor_triggers_total",
+    "Triggers by stage and result (forwarded, requested, or the outcome recorded).",
+    ["stage", "result"],
+)
+DB_RETRIES = Counter(
+    "triggerline_processor_db_retries_total",
+    "Database lookups retried after a transient failure.",
+)
+LATENCY = Histogram(
+    "triggerline_processor_stage_seconds",
+    "Time spent on one event, per stage.",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+)

@@ -1,0 +1,116 @@
+"""Where processor decisions go: faust topics for requests, outcomes, dead letters and re-keying.
+
+The adapter encodes and sends; it never decides. Sends are buffered by faust's producer, which
+is flushed before every offset commit, so an acked input always has its outputs on the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.common.dlq import dead_letter_headers
+from services.common.kafka import Headers
+from services.common.models import EmailRequest, Outcome
+from services.common.serde import email_request_serde, outcome_serde
+from services.common.topics import TOPICS
+
+SERVICE = "processor"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a consumed record came from, for dead letters and outcome details."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+    @property
+    def position(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+def source_of(message: Any) -> Source:
+    """A faust `Message` as a `Source` (headers may come as a list or a mapping)."""
+    raw_headers = message.headers or []
+    items: Iterable[tuple[str, Any]] = (
+        raw_headers.items() if isinstance(raw_headers, Mapping) else raw_headers
+    )
+    headers: Headers = [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+    timestamp = message.timestamp
+    return Source(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        timestamp_ms=int(timestamp * 1000) if timestamp is not None else None,
+        key=message.key,
+        value=message.value,
+        headers=headers,
+    )
+
+
+class Outputs:
+    """The topics the processor writes, declared once on the faust app."""
+
+    def __init__(self, app: Any, campaigns: Sequence[str], repartition_topic: str) -> None:
+        def raw(name: str) -> Any:
+            return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                             value_serializer="raw")
+
+        self._outcomes = raw(TOPICS.outcomes.name)
+        self._dlq = raw(TOPICS.triggers_dlq.name)
+        self._unmatched = raw(TOPICS.triggers_unmatched.name)
+        self.by_profile = raw(repartition_topic)
+        self._emails = {campaign: raw(TOPICS.emails(campaign).name) for campaign in campaigns}
+
+    async def outcome(self, outcome: Outcome) -> None:
+        await self._outcomes.send(
+            key=outcome.message_id.encode(), value=outcome_serde().encode(outcome.to_record())
+        )
+
+    async def dead_letter(self, source: Source, reason: str, error: BaseException | None) -> None:
+        await self._dlq.send(
+            key=source.key,
+            value=source.value or b"",
+            headers=self._failure_headers(source, reason, error),
+        )
+
+    async def unmatched(self, source: Source, reason: str) -> None:
+        """The original record, re-drivable later to `triggers.raw` once the profile exists."""
+        await self._unmatched.send(
+            key=source.key,
+            value=source.value or b"",
+            headers=self._failure_headers(source, reason, None),
+        )
+
+    async def forward(self, profile_id: str, source: Source) -> None:
+        """Re-key the original envelope by profile id, so its profile's state is local."""
+        headers = [*source.headers, ("x-source", source.position.encode())]
+        await self.by_profile.send(
+            key=profile_id.encode(), value=source.value or b"", headers=headers
+        )
+
+    async def email_request(self, request: EmailRequest) -> None:
+        await self._emails[request.campaign].send(
+            key=request.profile_id.encode(),
+            value=email_request_serde().encode(request.to_record()),
+        )
+
+    @staticmethod
+    def _failure_headers(source: Source, reason: str, error: BaseException | None) -> Headers:
+        return dead_letter_headers(
+            service=SERVICE,
+            reason=reason,
+            error=error,
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            source_timestamp_ms=source.timestamp_ms,
+            original=source.headers,
+        )

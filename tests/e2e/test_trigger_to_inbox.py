@@ -1,0 +1,153 @@
+"""One cart-abandonment trigger, from the upstream simulator to one email at the SMTP sink.
+
+The whole stack runs as separate processes on loopback against the real broker, in its own
+topic namespace, so nothing else on the broker can add or take away a message.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from services.common.settings import KafkaSettings
+from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
+from services.simulator.catalog import CART_ABANDONMENT
+from services.simulator.population import shopper
+
+
+SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cart_envelope(index: int, product: str) -> dict[str, object]:
+    """An envelope in Adobe's shape, for the shopper behind visitor `index`."""
+    who = shopper(index)
+    now_ms = int(time.time() * 1000)
+    hits = 3
+    return {
+        "envelopeType": "DATA",
+        "topic": "triggers",
+        "partition": 0,
+        "offset": 0,
+        "createTime": now_ms,
+        "com.adobe.mcloud.pipeline.pipelineMessage": {
+            "header": {
+                "messageType": "TRIGGER",
+                "source": "triggers",
+                "sentTime": now_ms,
+                "imsOrg": "C5E7154A5A1B2C3D4E5F98A4@AdobeOrg",
+                "messageId": str(uuid.uuid4()),
+                "properties": [{"name": "trace", "value": "false"}],
+            },
+            "com.adobe.mcloud.protocol.trigger": {
+                "triggerId": CART_ABANDONMENT.trigger_id,
+                "triggerTimestamp": now_ms,
+                "mcId": "9" * 38,  # a visitor no profile knows: the declared id must resolve
+                "enrichments": {
+                    "analyticsHitSummary": {
+                        "products": {},
+                        "dimensions": {
+                            " eVar01": {
+                                "type": "string",
+                                "name": " eVar01",
+                                "source": "session summary",
+                                "data": ["", who.declared_id, who.declared_id][:hits],
+                            },
+                            "eVar5": {
+                                "type": "string",
+                                "name": "eVar5",
+                                "source": "session summary",
+                                "data": [product, "", product],
+                            },
+                            "pageURL": {
+                                "type": "string",
+                                "name": "pageURL",
+                                "source": "session summary",
+                                "data": ["https://shop.example/cart", "", ""],
+                            },
+                        },
+                    }
+                },
+                "triggerPath": [
+                    {
+                        "timestamp": now_ms,
+                        "stateId": "notify",
+                        "transition": "inactive_timeout -> 10",
+                    }
+                ],
+            },
+        },
+    }
+
+
+def _wait_for_mail(maildir: Path, deadline: float) -> list[Path]:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        found = sorted(maildir.glob("*.eml")) if maildir.is_dir() else []
+        if found:
+            return found
+        time.sleep(0.2)
+    return []
+
+
+def test_one_cart_abandonment_becomes_exactly_one_email(
+    tmp_path: Path, kafka_settings: KafkaSettings, unique: str
+) -> None:
+    index = 7
+    product = f"Trail running shoes {unique}"
+    options = StackOptions(
+        triggers=0,
+        rate=0,
+        profiles=20,
+        seed=1,
+        var=tmp_path,
+        timeout=120,
+        fresh=False,
+        ports={
+            name: _free_port()
+            for name in ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
+        },
+        processor_app_id=f"e2e-processor-{unique}",
+        topics_prefix=f"e2e-{unique}.",
+    )
+    env = local_environment(options, unique)
+    env["TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
+    env["TRIGGERLINE_PROCESSOR_STORE"] = "memory://"
+    env["TRIGGERLINE_PROCESSOR_CONSUMER_AUTO_OFFSET_RESET"] = "earliest"
+    prepare(options, env, kafka_settings)
+    stack = LocalStack(options, env)
+    try:
+        stack.start()
+        injected = requests.post(
+            f"http://127.0.0.1:{options.ports['simulator']}/simulator/envelopes",
+            data=json.dumps([_cart_envelope(index, product)]),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert injected.status_code == 200, injected.text
+        mails = _wait_for_mail(tmp_path / "mail", deadline=90)
+        assert mails, "no email arrived within 90 s; logs:\n" + "\n".join(
+            f"--- {c.command}\n{c.tail(15)}" for c in stack.children
+        )
+        time.sleep(3)  # anything sent twice would have arrived by now
+        mails = sorted((tmp_path / "mail").glob("*.eml"))
+        assert len(mails) == 1, [m.name for m in mails]
+        message = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)
+        assert message["To"] is not None and shopper(index).email in str(message["To"])
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None and product in body.get_content()
+        assert not stack.dead(), [c.command for c in stack.dead()]
+    finally:
+        stack.stop()
