@@ -16,6 +16,34 @@ CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 
 _DAY = timedelta(days=1)
 _CAMPAIGN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+_RESERVED = ("dlq", "retry")
+_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
+_REST = _FIRST + "_-"
+
+
+def _chars(allowed: str, without: str = "") -> str:
+    """A POSIX bracket expression of `allowed` minus `without` ('-' last, so it is literal)."""
+    kept = [c for c in allowed if c not in without]
+    return "[" + "".join(c for c in kept if c != "-") + ("-" if "-" in kept else "") + "]"
+
+
+def _after_prefix(word: str, i: int) -> str:
+    """Names that start with word[:i] and are not `word` itself (POSIX ERE, no lookahead)."""
+    if i == len(word):
+        return f"{_chars(_REST)}+"
+    differ = f"{_chars(_REST, word[i])}{_chars(_REST)}*"
+    return f"({differ}|{word[i]}{_after_prefix(word, i + 1)})?"
+
+
+def _any_name_except(words: tuple[str, ...]) -> str:
+    """A campaign-name regex that matches every valid name except the given words."""
+    firsts = "".join(sorted({w[0] for w in words}))
+    parts = [f"{_chars(_FIRST, firsts)}{_chars(_REST)}*"]
+    for first in firsts:
+        group = [w for w in words if w[0] == first]
+        assert len(group) == 1, "reserved words must not share a first letter"
+        parts.append(f"{first}{_after_prefix(group[0], 1)}")
+    return "|".join(parts)
 
 
 @dataclass(frozen=True)
@@ -74,7 +102,7 @@ class Topics:
             raise ValueError(
                 f"campaign name {campaign!r} must be lowercase letters, digits, '-' or '_'"
             )
-        if campaign in ("dlq", "retry"):
+        if campaign in _RESERVED:
             raise ValueError(f"campaign name {campaign!r} is reserved")
         return TopicSpec(
             f"{self.prefix}emails.{campaign}",
@@ -83,14 +111,20 @@ class Topics:
             description=f"Email requests of campaign {campaign}, keyed by profile id.",
         )
 
-    def emails_pattern(self, campaign_pattern: str = r"[a-z0-9][a-z0-9_-]*") -> str:
-        """A subscription regex for the result topics of every campaign matching the pattern.
+    def emails_pattern(self, campaign_pattern: str | None = None) -> str:
+        """A subscription regex for the result topics of every campaign (or of those matching
+        `campaign_pattern`); consumers subscribed with it find campaigns added later.
 
-        Campaign names hold no dots, so `emails.retry.<delay>` never matches; `emails.dlq` and
-        `emails.retry` are excluded by name. Consumers subscribed with it pick up campaigns
-        added later at their next metadata refresh.
+        librdkafka compiles subscriptions as POSIX extended regexes, which have no lookahead,
+        so the default spells out "any campaign name except `dlq` and `retry`". Campaign names
+        hold no dots, so `emails.retry.<delay>` never matches.
         """
-        return rf"^emails\.(?!(?:dlq|retry)$)(?:{campaign_pattern})$"
+        if campaign_pattern is None:
+            return rf"^emails\.({_any_name_except(_RESERVED)})$"
+        for word in _RESERVED:
+            if re.fullmatch(campaign_pattern, word):
+                raise ValueError(f"campaign pattern {campaign_pattern!r} matches {word!r}")
+        return rf"^emails\.({campaign_pattern})$"
 
     def email_retries(self) -> tuple[TopicSpec, ...]:
         """Delay topics the mailer routes transient failures through, shortest first."""

@@ -50,6 +50,7 @@ class _Batch:
 
     count: int = 0
     first_at: float = 0.0
+    open: bool = False
     pointer: dict[int, int] = field(default_factory=dict)
 
 
@@ -181,9 +182,6 @@ class IngestWorker:
                     raise item
                 if isinstance(item, bytes):
                     last_item = now
-                    if batch.count == 0:
-                        producer.begin_transaction()
-                        batch.first_at = now
                     self._handle(producer, item, batch, expected)
                 if flush_due(
                     batch.count,
@@ -196,7 +194,7 @@ class IngestWorker:
             if batch.count:
                 self._commit(producer, batch)
         except BaseException:
-            if batch.count:
+            if batch.open:
                 self._abort(producer, batch)
             raise
 
@@ -226,6 +224,7 @@ class IngestWorker:
             envelope = parse_envelope(line)
         except InvalidInput as exc:
             self._status.read(len(line), data=True)
+            self._open(producer, batch)
             self._dead_letter(producer, line, exc)
             batch.count += 1
             return
@@ -234,10 +233,19 @@ class IngestWorker:
             return
         self._status.read(len(line), data=True)
         self._check_gap(envelope, expected)
+        self._open(producer, batch)
         self._produce(producer, envelope)
         batch.pointer[envelope.partition] = envelope.offset + 1
         expected[envelope.partition] = envelope.offset + 1
         batch.count += 1
+
+    @staticmethod
+    def _open(producer: Producer, batch: _Batch) -> None:
+        """Begin the transaction with its first record (SYNC pings produce nothing)."""
+        if not batch.open:
+            producer.begin_transaction()
+            batch.open = True
+            batch.first_at = time.monotonic()
 
     def _check_gap(self, envelope: Data, expected: dict[int, int]) -> None:
         """A first offset beyond the stored pointer means upstream no longer held the data."""
@@ -342,6 +350,7 @@ class IngestWorker:
             batch.count,
         )
         self._status.aborted(batch.count)
+        batch.open = False
         try:
             producer.abort_transaction(30)
         except KafkaException as exc:

@@ -32,8 +32,9 @@ def snapshot(config: PipelineConfig, templates_dir: Path) -> CampaignSnapshot:
 class CampaignCatalog:
     """Campaign lookups; a campaign added to the routing file is found without a restart.
 
-    A request for an unknown campaign triggers a reload of the file and templates, at most once
-    per `reload_every` seconds, so a stream of unknown requests cannot hammer the disk.
+    A request for an unknown campaign reloads the file and templates when the file changed
+    (checked at most once a second) or `reload_every` seconds have passed, so a stream of
+    unknown requests cannot hammer the disk.
     """
 
     def __init__(self, config_path: Path, templates_dir: Path, reload_every: float = 10.0) -> None:
@@ -41,8 +42,9 @@ class CampaignCatalog:
         self._templates_dir = templates_dir
         self._reload_every = reload_every
         self._lock = threading.Lock()
+        self._mtime = self._modified()
         self._current = snapshot(load_pipeline_config(config_path), templates_dir)
-        self._loaded_at = time.monotonic()
+        self._loaded_at = self._checked_at = time.monotonic()
 
     @property
     def current(self) -> CampaignSnapshot:
@@ -55,10 +57,21 @@ class CampaignCatalog:
         campaign = current.campaigns.get(name)
         return None if campaign is None else (campaign, current.templates)
 
+    def _modified(self) -> float:
+        try:
+            return self._config_path.stat().st_mtime
+        except OSError:
+            return 0.0
+
     def _maybe_reload(self) -> CampaignSnapshot:
         with self._lock:
-            if time.monotonic() - self._loaded_at >= self._reload_every:
-                self._loaded_at = time.monotonic()
+            now = time.monotonic()
+            if now - self._checked_at < 1.0:
+                return self._current
+            self._checked_at = now
+            mtime = self._modified()
+            if mtime != self._mtime or now - self._loaded_at >= self._reload_every:
+                self._loaded_at, self._mtime = now, mtime
                 try:
                     self._current = snapshot(
                         load_pipeline_config(self._config_path), self._templates_dir

@@ -122,8 +122,11 @@ class Delivery:
         now = self._clock()
         found = self._catalog.lookup(request.campaign)
         if found is None:
-            error = InvalidInput("unknown_campaign", f"{request.campaign!r} is not configured")
-            return self._refuse(request, error, now)
+            # Most likely the routing file is ahead of this instance: wait and try again, and
+            # dead-letter only once every retry is spent.
+            log.warning("campaign %r is not configured (yet)", request.campaign)
+            unknown = TransientFailure(f"campaign {request.campaign!r} is not configured")
+            return self._retry(request, unknown, request.expires_at, "unknown_campaign")
         campaign, templates = found
         deadline = expiry(request.expires_at, request.trigger_timestamp, campaign.validity)
         if is_expired(deadline, now):
@@ -238,7 +241,13 @@ class Delivery:
         log.info("%s rejected for %s: %s", request.idempotency_key, request.campaign, error)
         return Verdict(outcome=outcome_for(request, OutcomeStatus.FAILED, reason, detail))
 
-    def _retry(self, request: EmailRequest, error: SmtpDeferred, deadline: datetime) -> Verdict:
+    def _retry(
+        self,
+        request: EmailRequest,
+        error: TransientFailure,
+        deadline: datetime | None,
+        exhausted: str = "retries_exhausted",
+    ) -> Verdict:
         now = self._clock()
         route = next_retry_topic(request.attempt + 1, self._retries, now, deadline)
         if isinstance(route, Retry):
@@ -249,11 +258,15 @@ class Delivery:
             metrics.EXPIRED.labels(request.campaign).inc()
             return Verdict(outcome=outcome_for(request, OutcomeStatus.EXPIRED, "validity"))
         assert isinstance(route, Exhausted)
-        self._claims.mark_failed(request.idempotency_key, f"retries exhausted: {error}", now)
-        metrics.FAILED.labels(request.campaign, "retries_exhausted").inc()
+        claim = self._claims.settle_unclaimed(
+            request, DeliveryStatus.FAILED, now, f"{exhausted}: {error}"
+        )
+        if claim.status is not DeliveryStatus.FAILED:
+            return self._already(request, claim)
+        metrics.FAILED.labels(request.campaign, exhausted).inc()
         return Verdict(
-            outcome=outcome_for(request, OutcomeStatus.FAILED, "retries_exhausted"),
-            dead_letter="retries_exhausted",
+            outcome=outcome_for(request, OutcomeStatus.FAILED, exhausted),
+            dead_letter=exhausted,
             error=error,
         )
 

@@ -31,7 +31,7 @@ from services.common.serde import email_request_serde
 from services.common.topics import TOPICS
 from services.mailer import metrics
 from services.mailer.delivery import SERVICE, Delivery, Verdict
-from services.mailer.publishing import Publisher
+from services.mailer.publishing import Publisher, message_headers
 from services.mailer.rules.retry import RetryTopic
 
 log = logging.getLogger(__name__)
@@ -75,14 +75,15 @@ class MailerLoop:
         self._options = options
         self._probes = probes
         self._clock = clock
-        self._campaigns = re.compile(rf"^(?:{options.campaign_pattern})$")
+        self._campaigns = re.compile(rf"^(?:{options.campaign_pattern or '.*'})$")
         self._retry_topics = {retry.name for retry in options.retries}
         self._paused: dict[Partition, datetime] = {}
         self._executor = ThreadPoolExecutor(options.workers, thread_name_prefix="mailer-send")
         self._backoff = 0.0
 
     def subscribe(self) -> None:
-        topics = [TOPICS.emails_pattern(self._options.campaign_pattern), *self._retry_topics]
+        pattern = TOPICS.emails_pattern(self._options.campaign_pattern or None)
+        topics = [pattern, *sorted(self._retry_topics)]
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._probes.ready("kafka")
 
@@ -277,7 +278,7 @@ def _hold(holds: dict[Partition, int], message: Message) -> None:
 
 
 def _not_before(message: Message) -> datetime | None:
-    raw = header(message.headers(), "x-not-before")
+    raw = header(message_headers(message), "x-not-before")
     if not raw:
         return None
     try:

@@ -26,9 +26,20 @@ def _ms(at: datetime) -> bytes:
     return str(int(at.timestamp() * 1000)).encode()
 
 
+def message_headers(message: Message) -> Headers:
+    """A consumed message's headers as `(name, bytes)` pairs, whatever the client handed back."""
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return [
+        (name, value.encode() if isinstance(value, str) else value)
+        for name, value in pairs
+        if value is not None
+    ]
+
+
 def origin(message: Message) -> tuple[str, int, int, int | None]:
     """Where the request first entered the mailer: kept across hops through retry topics."""
-    headers = message.headers()
+    headers = message_headers(message)
     topic = header(headers, "x-original-topic")
     if topic is not None:
         partition = int(header(headers, "x-original-partition") or 0)
@@ -48,7 +59,7 @@ def retry_headers(
     message: Message, retry: Retry, error: BaseException | None, now: datetime
 ) -> Headers:
     """The original non-`x-` headers, the first origin, and when and why to try again."""
-    original = message.headers() or []
+    original = message_headers(message)
     topic, partition, offset, stamp = origin(message)
     headers: Headers = [(k, v) for k, v in original if not k.startswith("x-")]
     headers += [
@@ -98,7 +109,7 @@ class Publisher:
     ) -> None:
         """The original bytes, with headers naming where they first came from and why."""
         topic, partition, offset, stamp = origin(message)
-        original = [(k, v) for k, v in message.headers() or [] if not k.startswith("x-")]
+        original = [(k, v) for k, v in message_headers(message) if not k.startswith("x-")]
         headers = dead_letter_headers(
             service=SERVICE,
             reason=reason,
@@ -127,7 +138,11 @@ class Publisher:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._delivered
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=list[tuple[str, str | bytes | None]](headers),
+                    on_delivery=self._delivered,
                 )
                 return
             except BufferError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
@@ -58,9 +59,9 @@ class MailerSettings(BaseSettings):
         "", description="Name written on claims; empty for host name and process id."
     )
     campaign_pattern: str = Field(
-        r"[a-z0-9][a-z0-9_-]*",
-        description="Regex of the campaigns whose `emails.<campaign>` topics are consumed; "
-        "new matching topics are picked up without a restart.",
+        "",
+        description="POSIX regex of the campaigns whose `emails.<campaign>` topics are "
+        "consumed; empty for every campaign. New topics are picked up without a restart.",
     )
     topic_refresh: Duration = Field(
         timedelta(seconds=30), description="How often new campaign topics are looked for."
@@ -106,6 +107,16 @@ class MailerSettings(BaseSettings):
             raise ValueError(f"give 1 to {declared} delays, one per declared retry topic")
         if any(delay <= timedelta(0) for delay in value):
             raise ValueError("every delay must be positive")
+        return value
+
+    @field_validator("campaign_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        if value:
+            try:
+                TOPICS.emails_pattern(value)
+            except (ValueError, re.error) as exc:
+                raise ValueError(f"{exc}; it must match campaign names only") from None
         return value
 
     def instance_name(self) -> str:

@@ -47,7 +47,7 @@ def reply_error(code: int, text: bytes | str, stage: Stage) -> SmtpDeferred | Sm
     421 and `4.7.x` (rate limits, policy back-off) concern the server connection rather than the
     recipient, so the pool backs off instead of counting an attempt against the address.
     """
-    reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    reply = _text(text)
     enhanced = enhanced_status(reply)
     summary = f"SMTP {code} at {stage.upper()}: {reply.strip()[:300]}"
     if code >= 500:
@@ -161,7 +161,7 @@ class SmtpPool:
         except smtplib.SMTPConnectError as exc:
             raise SmtpDeferred(
                 f"SMTP server {options.host}:{options.port} refused the session: "
-                f"{exc.smtp_code} {exc.smtp_error.decode('utf-8', 'replace')[:200]}",
+                f"{exc.smtp_code} {_text(exc.smtp_error)[:200]}",
                 code=exc.smtp_code,
                 stage="connect",
                 connection_level=True,
@@ -236,6 +236,10 @@ class _StaleConnection(Exception):
     def __init__(self, error: SmtpDeferred) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _connection_lost(exc: BaseException, stage: Stage) -> SmtpDeferred:

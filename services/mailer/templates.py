@@ -54,6 +54,8 @@ def _environment(templates_dir: Path) -> SandboxedEnvironment:
         autoescape=select_autoescape(enabled_extensions=("html",), default=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
 
 

@@ -67,6 +67,7 @@ class StackOptions:
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     processor_app_id: str = PROCESSOR_APP_ID
     topics_prefix: str = ""
+    generate: bool = True
 
 
 def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
@@ -79,8 +80,8 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
         "TRIGGERLINE_DB_URL": f"sqlite:///{options.var / 'triggerline.db'}",
         # simulator: upstream pipeline and IMS
         "TRIGGERLINE_SIMULATOR_PORT": str(ports["simulator"]),
-        "TRIGGERLINE_SIMULATOR_IMS_CLIENT_ID": "triggerline-local",
-        "TRIGGERLINE_SIMULATOR_IMS_CLIENT_SECRET": ims_client_secret,
+        "TRIGGERLINE_SIMULATOR_CLIENT_ID": "triggerline-local",
+        "TRIGGERLINE_SIMULATOR_CLIENT_SECRET": ims_client_secret,
         # auth: the only holder of the IMS client secret
         "TRIGGERLINE_AUTH_PORT": str(ports["auth"]),
         "TRIGGERLINE_AUTH_MODE": "oauth",
@@ -174,14 +175,15 @@ class LocalStack:
         o = self.options
         ports = o.ports
         self._start("smtp-sink", "--port", str(ports["smtp"]), "--maildir", str(o.var / "mail"))
-        self._start(
-            "simulator",
-            "--triggers", str(o.triggers),
-            "--rate", str(o.rate),
-            "--seed", str(o.seed),
-            "--profiles", str(o.profiles),
-            ready_url=f"http://127.0.0.1:{ports['simulator']}/healthz",
+        generation = (
+            ["--triggers", str(o.triggers), "--rate", str(o.rate), "--seed", str(o.seed),
+             "--profiles", str(o.profiles), "--visitors", str(max(o.profiles, 1))]
+            if o.generate
+            else ["--no-generate"]
         )  # fmt: skip
+        self._start(
+            "simulator", *generation, ready_url=f"http://127.0.0.1:{ports['simulator']}/healthz"
+        )
         self._start("auth", ready_url=f"http://127.0.0.1:{ports['auth']}/readyz")
         self._start("processor", ready_url=f"http://127.0.0.1:{ports['processor']}/readyz")
         self._start("mailer", ready_url=f"http://127.0.0.1:{ports['mailer']}/readyz")

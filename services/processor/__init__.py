@@ -1,1 +1,1 @@
-"""The processor: triggers.raw -> routed, resolved, deduplicated email requests (faust-streaming)."""
+"""The processor: triggers.raw -> routed, resolved, deduplicated email requests (faust)."""

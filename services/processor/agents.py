@@ -39,6 +39,7 @@ from services.processor.rules.request import build_email_request
 from services.processor.rules.routing import build_routes, route_trigger
 from services.processor.rules.state import (
     ProfileState,
+    from_millis,
     prune,
     remember_message,
     remember_request,
@@ -205,7 +206,7 @@ class Pipeline:
         times = [*state.seen.values(), *state.sent.values()]
         if times:
             newest = max(times)
-            state = prune(state, _millis_to_datetime(newest), self.retention)
+            state = prune(state, from_millis(newest), self.retention)
         self.state[profile_id] = state.to_json()
 
     # -- shared ---------------------------------------------------------------------------------
@@ -289,12 +290,6 @@ class Pipeline:
             )
         )
         TRIGGERS.labels(stage, OutcomeStatus.FAILED.value).inc()
-
-
-def _millis_to_datetime(millis: int) -> Any:
-    from services.processor.rules.state import from_millis
-
-    return from_millis(millis)
 
 
 def register_agents(wiring: Wiring, pipeline: Pipeline) -> None:

@@ -93,9 +93,7 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
     state = app.Table(
         STATE_TABLE,
         default=None,
-        key_type=str,
-        key_serializer="json",
-        value_serializer="json",
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
         partitions=partitions,
         options=options or None,
         help="Per-profile dedup, frequency-cap and pending-send state (ProfileState).",

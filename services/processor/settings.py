@@ -65,7 +65,8 @@ class ProcessorSettings(BaseSettings):
         1, description="Replication factor of the changelog topics faust creates (3 in prod).", ge=1
     )
     ensure_topics: bool = Field(
-        True, description="Create missing input/output topics at start (off where the platform does)."
+        True,
+        description="Create missing input/output topics at start (off where the platform does).",
     )
     profile_cache_size: int = Field(
         100_000, description="Identities and profiles kept in the lookup cache.", ge=1

@@ -1,4 +1,4 @@
-"""The faust transport the processor runs on: aiokafka, reading `read_committed`, committing past markers.
+"""The processor's faust transport: aiokafka reading `read_committed`, committing past markers.
 
 Two faust-streaming behaviours are corrected here, and nowhere else:
 
@@ -62,7 +62,7 @@ class ReadCommittedConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # ty
         consumer._isolation_level = READ_COMMITTED
         return consumer
 
-    async def getmany(self, active_partitions: Any, timeout: float) -> Any:
+    async def getmany(self, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 - faust's signature
         consumer = self._ensure_consumer()
         records, spans = await self.call_thread(
             self._fetch_with_positions,
@@ -78,7 +78,7 @@ class ReadCommittedConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # ty
         self,
         consumer: Any,
         active_partitions: Any,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - passed through to aiokafka
         max_records: int | None = None,
     ) -> tuple[Any, FetchSpan]:
         # Runs on the consumer thread's loop, where positions only move as records are handed
@@ -116,7 +116,7 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
             delivered = [record.offset for record in records.get(tp, ())]
             for first, last in non_record_ranges(start, end, delivered):
                 await self._add_gap(tp, first, last)
-            self._acked[tp]  # noqa: B018 - make the commit loop visit partitions with no records
+            self._acked.setdefault(tp, [])  # the commit loop visits partitions in _acked only
 
     def _new_offset(self, tp: Any) -> int | None:
         offset: int | None = super()._new_offset(tp)

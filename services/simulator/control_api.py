@@ -42,7 +42,7 @@ async def inject(request: web.Request) -> web.Response:
             given = item.get("partition")
             partition = given % count if isinstance(given, int) and given >= 0 else None
             entry = state.append_envelope(item, "injected", partition)
-            partition = partition if partition is not None else state._partition_of(item)
+            partition = partition if partition is not None else state.partition_of(item)
         else:
             partition = default_partition
             entry = state.append_raw(str(item).encode(), "injected", partition)

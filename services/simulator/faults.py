@@ -21,6 +21,7 @@ class Faults:
     ims_503: int = 0  # next N IMS requests answer 503 with Retry-After
     ims_500: int = 0  # next N IMS requests answer 500
     ims_down: bool = False  # every IMS request answers 503 until cleared
+    ims_delay_ms: int = 0  # every IMS answer waits this long, until cleared
     retry_after: int = 1  # seconds in Retry-After
     drop_streams: int = 0  # next N streams are cut in the middle of an envelope ...
     drop_after: int = 1  # ... after this many whole envelopes

@@ -55,6 +55,8 @@ async def run_feed(state: SimulatorState) -> None:
     so the average rate is the same. The schedule is absolute, so slow turns catch up.
     """
     settings = state.settings
+    if not settings.generate:
+        return
     generator = TriggerGenerator(mix_from(settings), settings.seed)
     batch = settings.burst or (1 if settings.rate else _UNTHROTTLED_CHUNK)
     interval = batch / settings.rate if settings.rate else 0.0

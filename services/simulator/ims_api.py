@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -50,7 +51,9 @@ def _ims_error(err: ImsError) -> web.Response:
     return web.Response(status=err.status, text=json.dumps(body), content_type="application/json")
 
 
-def _outage(state: SimulatorState) -> web.Response | None:
+async def _outage(state: SimulatorState) -> web.Response | None:
+    if state.faults.ims_delay_ms:
+        await asyncio.sleep(state.faults.ims_delay_ms / 1000)
     status = state.faults.take_status("ims")
     if status == 503:
         return web.Response(
@@ -85,7 +88,7 @@ async def token_v3(request: web.Request) -> web.Response:
     """`POST /ims/token/v3`: client credentials; `expires_in` in seconds."""
     state = request.app[STATE]
     state.ims_calls["token_v3"] += 1
-    outage = _outage(state)
+    outage = await _outage(state)
     if outage is not None:
         return outage
     form = await _form(request)
@@ -114,7 +117,7 @@ async def exchange_jwt(request: web.Request) -> web.Response:
     """`POST /ims/exchange/jwt`: a signed RS256 assertion; `expires_in` in milliseconds."""
     state = request.app[STATE]
     state.ims_calls["exchange_jwt"] += 1
-    outage = _outage(state)
+    outage = await _outage(state)
     if outage is not None:
         return outage
     form = await _form(request)

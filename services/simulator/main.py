@@ -48,6 +48,13 @@ def overrides(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="triggerline simulator", description=__doc__)
     for option, (kind, help_line) in _OPTIONS.items():
         parser.add_argument(f"--{option}", type=kind, help=help_line)
+    parser.add_argument(
+        "--no-generate",
+        dest="generate",
+        action="store_false",
+        default=None,
+        help="serve only injected envelopes",
+    )
     args = vars(parser.parse_args(argv))
     return {name: value for name, value in args.items() if value is not None}
 

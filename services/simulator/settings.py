@@ -54,6 +54,9 @@ class SimulatorSettings(BaseSettings):
     jwt_token_lifetime: timedelta = Field(
         timedelta(seconds=86399.999), description="Lifetime of JWT-exchange tokens."
     )
+    generate: bool = Field(
+        True, description="Run the trigger generator (false: only injected envelopes)."
+    )
     triggers: int = Field(
         0, ge=0, description="Generate exactly this many envelopes then stop; 0 = unbounded."
     )

@@ -56,7 +56,7 @@ class SimulatorState:
     ) -> Entry:
         """Append a DATA envelope on its visitor's partition (or the one given)."""
         if partition is None:
-            partition = self._partition_of(envelope)
+            partition = self.partition_of(envelope)
         entry = self.log.append_envelope(envelope, partition, now_ms())
         self._appended_one(kind)
         return entry
@@ -104,7 +104,7 @@ class SimulatorState:
             },
         }
 
-    def _partition_of(self, envelope: dict[str, Any]) -> int:
+    def partition_of(self, envelope: dict[str, Any]) -> int:
         message = envelope.get("com.adobe.mcloud.pipeline.pipelineMessage")
         trigger = (
             message.get("com.adobe.mcloud.protocol.trigger") if isinstance(message, dict) else None

@@ -121,6 +121,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         },
         processor_app_id=f"e2e-processor-{unique}",
         topics_prefix=f"e2e-{unique}.",
+        generate=False,
     )
     env = local_environment(options, unique)
     env["TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers

@@ -14,7 +14,7 @@ def retry_delay(
     than the dependency asked only adds load to something already failing.
     """
     exponent = min(max(attempt - 1, 0), 30)
-    delay = min(initial * (2**exponent), maximum)
+    delay = min(initial * (1 << exponent), maximum)
     if hint is not None and hint > delay:
         delay = min(hint, maximum)
     return delay

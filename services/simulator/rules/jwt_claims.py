@@ -57,7 +57,5 @@ def check_claims(claims: dict[str, Any], expected: Expected, now_s: float) -> Im
     if audience(expected.client_id) not in audiences:
         return ImsError(401, "invalid_client", "aud does not match the client id")
     if not any(claims.get(scope) is True for scope in expected.metascopes):
-        return ImsError(
-            400, "invalid_scope", "no bound metascope is claimed"
-        )
+        return ImsError(400, "invalid_scope", "no bound metascope is claimed")
     return None

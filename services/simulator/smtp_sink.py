@@ -1,0 +1,316 @@
+"""`triggerline smtp-sink`: an aiosmtpd SMTP sink on loopback with run-time fault injection.
+
+Every accepted message is kept in memory (for test assertions) and, given a maildir, written
+as an `.eml` file. Faults are set per recipient (or `*` for all) and per stage: a reply such as
+`451 4.3.0 Try again later` at MAIL, RCPT or DATA, a slow reply, or `drop`: keep the message,
+then close the connection before replying, the ambiguous window an idempotent sender must
+survive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import re
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser, BytesParser
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Literal
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+log = logging.getLogger(__name__)
+
+FaultStage = Literal["mail", "rcpt", "data", "drop"]
+ANY = "*"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour; `times` counts down to zero, None fires for ever."""
+
+    stage: FaultStage
+    reply: str | None = None
+    delay: float = 0.0
+    times: int | None = None
+
+    def fire(self) -> bool:
+        if self.times is None:
+            return True
+        if self.times <= 0:
+            return False
+        self.times -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One message the sink accepted (or kept before dropping the connection)."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+    message_id: str | None
+    received_at: datetime
+    path: Path | None = None
+    dropped: bool = False
+
+    def parsed(self) -> EmailMessage:
+        message = BytesParser(policy=policy.default).parsebytes(self.content)
+        assert isinstance(message, EmailMessage)
+        return message
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (aiosmtpd needs a concrete port to self-check)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def eml_name(counter: int, message_id: str | None) -> str:
+    """`000042-<safe message id>.eml`: unique even when a Message-ID arrives twice."""
+    safe = _UNSAFE.sub("_", (message_id or "no-message-id").strip("<> "))[:120]
+    return f"{counter:06d}-{safe}.eml"
+
+
+@dataclass
+class _State:
+    messages: list[ReceivedMail] = field(default_factory=list)
+    faults: dict[str, list[Fault]] = field(default_factory=dict)
+    sessions: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+
+class _Handler:
+    """aiosmtpd hooks; they run on the controller's event loop thread."""
+
+    def __init__(self, state: _State, maildir: Path | None) -> None:
+        self._state = state
+        self._maildir = maildir
+        self._counter = itertools.count(1)
+
+    def _fault(self, stage: FaultStage, recipients: list[str]) -> Fault | None:
+        with self._state.lock:
+            for recipient in [*recipients, ANY]:
+                for fault in self._state.faults.get(recipient.lower(), []):
+                    if fault.stage == stage and fault.fire():
+                        return fault
+        return None
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        fault = self._fault("mail", [])
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            if fault.reply:
+                return fault.reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        fault = self._fault("rcpt", [address])
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            if fault.reply:
+                return fault.reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        recipients = list(envelope.rcpt_tos)
+        drop = self._fault("drop", recipients)
+        fault = None if drop is not None else self._fault("data", recipients)
+        if fault is not None:
+            await asyncio.sleep(fault.delay)
+            if fault.reply:
+                return fault.reply
+        content = envelope.original_content or envelope.content or b""
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        stored = self._store(envelope.mail_from or "", recipients, content, drop is not None)
+        if drop is not None:
+            await asyncio.sleep(drop.delay)
+            assert server.transport is not None
+            server.transport.close()  # the reply never reaches the client
+            return "250 OK (never seen by the client)"
+        return f"250 OK queued as {stored}"
+
+    def _store(self, mail_from: str, recipients: list[str], content: bytes, dropped: bool) -> str:
+        headers = BytesHeaderParser().parsebytes(content)
+        message_id = headers.get("Message-ID")
+        number = next(self._counter)
+        path = None
+        if self._maildir is not None:
+            path = self._maildir / eml_name(number, message_id)
+            path.write_bytes(content)
+        mail = ReceivedMail(
+            mail_from=mail_from,
+            rcpt_tos=tuple(recipients),
+            content=content,
+            message_id=str(message_id) if message_id else None,
+            received_at=datetime.now(UTC),
+            path=path,
+            dropped=dropped,
+        )
+        with self._state.changed:
+            self._state.messages.append(mail)
+            self._state.changed.notify_all()
+        log.info(
+            "mail %s from %s to %s, %d bytes%s",
+            mail.message_id,
+            mail_from,
+            ",".join(recipients),
+            len(content),
+            " (connection dropped before the reply)" if dropped else "",
+        )
+        return f"{number:06d}"
+
+
+class _CountingController(Controller):
+    def __init__(self, handler: _Handler, state: _State, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._state = state
+
+    def factory(self) -> SMTP:
+        with self._state.lock:
+            self._state.sessions += 1
+        return super().factory()  # type: ignore[no-untyped-call,no-any-return]  # untyped
+
+
+class SmtpSink:
+    """An SMTP server on loopback for tests and local runs.
+
+    Use as a context manager, or `start()` / `stop()`. `messages` lists what was accepted;
+    `set_fault` and `clear_faults` change behaviour while it runs.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, maildir: Path | None = None):
+        self.host = host
+        self.port = port or free_port(host)
+        self._state = _State()
+        self._baseline = 0
+        if maildir is not None:
+            maildir.mkdir(parents=True, exist_ok=True)
+        self._controller = _CountingController(
+            _Handler(self._state, maildir),
+            self._state,
+            hostname=host,
+            port=self.port,
+            ready_timeout=10.0,
+            data_size_limit=10 * 1024 * 1024,
+        )
+
+    def start(self) -> SmtpSink:
+        self._controller.start()
+        with self._state.lock:
+            # aiosmtpd's own readiness probe is a session too; it is not a client's.
+            self._baseline = self._state.sessions
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SmtpSink:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def set_fault(self, recipient: str, fault: Fault) -> None:
+        """Add a fault for one recipient address, or `*` for every recipient."""
+        with self._state.lock:
+            self._state.faults.setdefault(recipient.lower(), []).append(fault)
+
+    def clear_faults(self, recipient: str | None = None) -> None:
+        with self._state.lock:
+            if recipient is None:
+                self._state.faults.clear()
+            else:
+                self._state.faults.pop(recipient.lower(), None)
+
+    @property
+    def messages(self) -> list[ReceivedMail]:
+        with self._state.lock:
+            return list(self._state.messages)
+
+    @property
+    def sessions(self) -> int:
+        """SMTP connections accepted so far."""
+        with self._state.lock:
+            return self._state.sessions - self._baseline
+
+    def clear(self) -> None:
+        with self._state.lock:
+            self._state.messages.clear()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedMail]:
+        """Wait until at least `count` messages arrived or the timeout; returns what arrived."""
+        end = time.monotonic() + timeout
+        with self._state.changed:
+            while len(self._state.messages) < count:
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
+                self._state.changed.wait(left)
+            return list(self._state.messages)
+
+    def count_by_message_id(self) -> Counter[str | None]:
+        """How often each Message-ID arrived: any count above one is a duplicate email."""
+        return Counter(mail.message_id for mail in self.messages)
+
+    def for_recipient(self, address: str) -> list[ReceivedMail]:
+        wanted = address.lower()
+        return [m for m in self.messages if wanted in (r.lower() for r in m.rcpt_tos)]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="triggerline smtp-sink", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    parser.add_argument("--port", type=int, default=2525)
+    parser.add_argument("--maildir", type=Path, default=Path("var/mail"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s smtp-sink: %(message)s")
+    # aiosmtpd logs every command at INFO; one line per mail is ours.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with SmtpSink(args.host, args.port, args.maildir):
+        log.info("listening on %s:%d, writing to %s", args.host, args.port, args.maildir)
+        stop.wait()
+    return 0

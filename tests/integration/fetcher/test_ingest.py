@@ -1,0 +1,133 @@
+"""Exactly-once ingestion from the simulator into committed `triggers.raw`, crashes included."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from services.common.kafka import header
+from services.common.models import Outcome, OutcomeStatus
+from services.common.serde import envelope_serde, outcome_serde
+from tests.conftest import Consumed
+from tests.integration.fetcher.conftest import FetcherProcess
+
+Stack = Callable[..., Any]
+
+
+def _positions(consumed: Consumed) -> Counter[tuple[int, int]]:
+    """Upstream (partition, offset) of every record: the identity exactly-once is about."""
+    seen: Counter[tuple[int, int]] = Counter()
+    for message in consumed.messages:
+        partition = header(message.headers(), "upstream-partition")
+        offset = header(message.headers(), "upstream-offset")
+        assert partition is not None and offset is not None
+        seen[(int(partition), int(offset))] += 1
+    return seen
+
+
+def _status(fetcher: FetcherProcess) -> dict[str, Any]:
+    url = f"http://127.0.0.1:{fetcher.status_port}/pipelined/status"
+    body: dict[str, Any] = requests.get(url, timeout=5).json()
+    return body
+
+
+def _wait_status(fetcher: FetcherProcess, deadline: float = 30) -> dict[str, Any]:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            return _status(fetcher)
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise AssertionError(f"fetcher status never answered:\n{fetcher.tail()}")
+
+
+def test_every_upstream_message_lands_once_with_its_headers(
+    stack: Stack, fetcher_factory: Callable[..., FetcherProcess], consume_until: Any
+) -> None:
+    total = 400
+    simulator, auth = stack(simulator={"generate": True, "triggers": total, "rate": 0, "seed": 3})
+    fetcher = fetcher_factory(simulator.url, auth.url)
+    fetcher.start()
+    consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=60, settle=2)
+    positions = _positions(consumed)
+    assert len(positions) == total, fetcher.tail()
+    assert max(positions.values()) == 1
+    first = consumed.messages[0]
+    record = envelope_serde().decode(first.value())
+    assert first.key().decode() == record["pipelineMessage"]["trigger"]["mcId"]
+    assert header(first.headers(), "message-id") == record["pipelineMessage"]["header"]["messageId"]
+    status = _wait_status(fetcher)["agents"][0]
+    assert status["stats"]["trigger-processed"] == total
+    assert status["stats"]["pointer-flushes"] >= 1
+    assert status["stats"]["ping-received"] >= 1
+    assert len(status["pointer"]["current-offsets"].split(",")) == 15
+
+
+def test_kill_minus_nine_at_random_moments_loses_and_repeats_nothing(
+    stack: Stack, fetcher_factory: Callable[..., FetcherProcess], consume_until: Any
+) -> None:
+    total = 6000
+    simulator, auth = stack(
+        simulator={"generate": True, "triggers": total, "rate": 1500, "seed": 11}
+    )
+    fetcher = fetcher_factory(
+        simulator.url, auth.url, pointer_flush_message_count="200", linger_ms="20"
+    )
+    rng = random.Random(5)
+    for _ in range(4):
+        fetcher.start()
+        time.sleep(rng.uniform(0.8, 2.5))
+        fetcher.kill()  # SIGKILL: no flush, no abort, an open transaction left behind
+    fetcher.start()
+    consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=120, settle=3)
+    positions = _positions(consumed)
+    duplicates = {pos: n for pos, n in positions.items() if n > 1}
+    assert not duplicates, f"{len(duplicates)} repeated, e.g. {list(duplicates.items())[:5]}"
+    assert len(positions) == total, f"{total - len(positions)} missing\n{fetcher.tail()}"
+
+
+def test_malformed_envelopes_go_to_the_dlq_with_an_outcome_and_the_stream_goes_on(
+    stack: Stack, fetcher_factory: Callable[..., FetcherProcess], consume_until: Any
+) -> None:
+    simulator, auth = stack()
+    fetcher = fetcher_factory(simulator.url, auth.url)
+    fetcher.start()
+    good = {
+        "envelopeType": "DATA",
+        "topic": "triggers",
+        "partition": 2,
+        "offset": 0,
+        "createTime": 1469164250123,
+        "com.adobe.mcloud.pipeline.pipelineMessage": {
+            "header": {"messageType": "TRIGGER", "source": "triggers", "imsOrg": "X@AdobeOrg",
+                       "messageId": "good-after-bad"},
+            "com.adobe.mcloud.protocol.trigger": {
+                "triggerId": "3e8a2ba7-fccc-49bb-bdac-33ee33cf02bf",
+                "triggerTimestamp": 1469164250100,
+                "mcId": "12345678901234567890123456789012345678",
+                "enrichments": {},
+            },
+        },
+    }  # fmt: skip
+    response = requests.post(
+        f"{simulator.url}/simulator/envelopes",
+        json=['{"envelopeType": "DATA", "topic": ', good],
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    dlq = consume_until([fetcher.topics.triggers_dlq.name], 1, deadline=60)
+    assert len(dlq.messages) == 1, fetcher.tail()
+    assert dlq.messages[0].value() == b'{"envelopeType": "DATA", "topic": '
+    assert header(dlq.messages[0].headers(), "x-error-reason") == "not_json"
+    assert header(dlq.messages[0].headers(), "x-service") == "fetcher"
+    raw = consume_until([fetcher.topics.triggers_raw.name], 1, deadline=30)
+    assert header(raw.messages[0].headers(), "message-id") == "good-after-bad"
+    outcomes = consume_until([fetcher.topics.outcomes.name], 1, deadline=30)
+    outcome = Outcome.from_record(outcome_serde().decode(outcomes.messages[0].value()))
+    assert outcome.status is OutcomeStatus.INVALID and outcome.reason == "not_json"
+    assert _wait_status(fetcher)["agents"][0]["stats"]["trigger-failures"] == 1

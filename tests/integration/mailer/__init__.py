@@ -1,0 +1,1 @@
+"""Mailer tests against the real broker and the in-process SMTP sink."""

@@ -1,0 +1,1 @@
+"""Unit tests of the mailer: rules, templates, message hygiene, claims."""

@@ -1,0 +1,124 @@
+"""Idempotency claims on SQLite: claim once, take over stale claims, settle, never twice."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, select
+
+from services.common.db.engine import make_engine, upgrade
+from services.common.db.tables import deliveries
+from services.common.settings import DatabaseSettings
+from services.mailer.claims import ClaimState, ClaimStore, DeliveryStatus
+from services.mailer.suppressions import SuppressionStore
+from tests.unit.mailer.helpers import NOW, request
+
+TIMEOUT = timedelta(minutes=5)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'db.sqlite'}")))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_first_claim_wins_and_a_live_holder_blocks_others(engine: Engine) -> None:
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    first = a.claim(request(), NOW)
+    assert first.state is ClaimState.CLAIMED and first.attempts == 1
+    second = b.claim(request(), NOW + timedelta(seconds=10))
+    assert second.state is ClaimState.BUSY
+    assert second.held_until == NOW + TIMEOUT
+
+
+def test_a_stale_claim_is_taken_over_after_the_timeout(engine: Engine) -> None:
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    a.claim(request(), NOW)
+    assert b.claim(request(), NOW + TIMEOUT).state is ClaimState.BUSY  # the end is exclusive
+    taken = b.claim(request(), NOW + TIMEOUT + timedelta(seconds=1))
+    assert taken.state is ClaimState.CLAIMED and taken.attempts == 2
+    with engine.connect() as conn:
+        assert conn.execute(select(deliveries.c.claimed_by)).scalar_one() == "b"
+
+
+def test_a_released_claim_can_be_claimed_again_at_once(engine: Engine) -> None:
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    a.claim(request(), NOW)
+    a.release("key-1", "451 try later", NOW)
+    again = b.claim(request(), NOW + timedelta(seconds=1))
+    assert again.state is ClaimState.CLAIMED and again.attempts == 2
+
+
+def test_release_by_a_non_holder_does_nothing(engine: Engine) -> None:
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    a.claim(request(), NOW)
+    b.release("key-1", "not mine", NOW)
+    assert b.claim(request(), NOW).state is ClaimState.BUSY
+
+
+def test_a_sent_key_is_never_claimed_again(engine: Engine) -> None:
+    store = ClaimStore(engine, "a", TIMEOUT)
+    store.claim(request(), NOW)
+    store.mark_sent("key-1", "<abc@x>", NOW)
+    later = ClaimStore(engine, "b", TIMEOUT).claim(request(), NOW + timedelta(days=1))
+    assert later.state is ClaimState.SETTLED
+    assert later.status is DeliveryStatus.SENT and later.smtp_message_id == "<abc@x>"
+
+
+def test_settling_a_new_key_records_it_and_a_sent_key_keeps_its_status(engine: Engine) -> None:
+    store = ClaimStore(engine, "a", TIMEOUT)
+    expired = store.settle_unclaimed(request(), DeliveryStatus.EXPIRED, NOW, "late")
+    assert expired.status is DeliveryStatus.EXPIRED
+    assert store.claim(request(), NOW).state is ClaimState.SETTLED
+
+    store.claim(request(idempotency_key="key-2"), NOW)
+    store.mark_sent("key-2", "<id@x>", NOW)
+    replay = store.settle_unclaimed(
+        request(idempotency_key="key-2"), DeliveryStatus.EXPIRED, NOW, "late"
+    )
+    assert replay.status is DeliveryStatus.SENT and replay.smtp_message_id == "<id@x>"
+
+
+def test_settling_a_pending_key_settles_it(engine: Engine) -> None:
+    store = ClaimStore(engine, "a", TIMEOUT)
+    store.claim(request(), NOW)
+    store.release("key-1", "deferred", NOW)
+    settled = store.settle_unclaimed(request(), DeliveryStatus.IGNORED, NOW, "hard_bounce")
+    assert settled.status is DeliveryStatus.IGNORED
+    with engine.connect() as conn:
+        assert conn.execute(select(deliveries.c.status)).scalar_one() == "ignored"
+
+
+def test_racing_instances_claim_each_key_exactly_once(engine: Engine) -> None:
+    keys = [f"race-{n}" for n in range(60)]
+    wins: dict[str, list[str]] = {key: [] for key in keys}
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        store = ClaimStore(engine, name, TIMEOUT)
+        for key in keys:
+            if store.claim(request(idempotency_key=key), NOW).state is ClaimState.CLAIMED:
+                with lock:
+                    wins[key].append(name)
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {key: len(names) for key, names in wins.items()} == dict.fromkeys(keys, 1)
+
+
+def test_suppressions_ignore_case_and_keep_the_first_reason(engine: Engine) -> None:
+    store = SuppressionStore(engine)
+    assert store.reason("ann@example.com") is None
+    assert store.add("Ann@Example.com", "hard_bounce", "mailer", NOW)
+    assert not store.add("ann@example.com", "unsubscribed", "web", NOW)
+    assert store.reason(" ANN@example.com") == "hard_bounce"

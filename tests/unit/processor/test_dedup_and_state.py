@@ -1,0 +1,63 @@
+"""Dedup decisions and the per-profile state that feeds them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.processor.rules.dedup import Dedup, dedup_decision
+from services.processor.rules.state import (
+    ProfileState,
+    prune,
+    remember_message,
+    remember_request,
+    to_millis,
+)
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def test_new_message_sends() -> None:
+    assert dedup_decision(ProfileState(), "m1", "cart", T0, DAY) is Dedup.SEND
+
+
+def test_same_message_is_a_repeat_whatever_the_campaign() -> None:
+    state = remember_message(ProfileState(), "m1", T0)
+    assert dedup_decision(state, "m1", "other", T0 + 2 * DAY, DAY) is Dedup.REPEAT_MESSAGE
+
+
+def test_window_is_half_open_on_trigger_time() -> None:
+    state = remember_request(ProfileState(), "cart", T0)
+    assert dedup_decision(state, "m2", "cart", T0 + DAY - timedelta(seconds=1), DAY) is (
+        Dedup.WITHIN_WINDOW
+    )
+    assert dedup_decision(state, "m2", "cart", T0 + DAY, DAY) is Dedup.SEND
+    assert dedup_decision(state, "m2", "browse", T0, DAY) is Dedup.SEND
+
+
+def test_out_of_order_older_trigger_is_inside_the_window() -> None:
+    state = remember_request(ProfileState(), "cart", T0)
+    assert dedup_decision(state, "m0", "cart", T0 - timedelta(hours=1), DAY) is (
+        Dedup.WITHIN_WINDOW
+    )
+
+
+def test_remember_request_keeps_the_latest_time_and_counts_sends() -> None:
+    state = remember_request(remember_request(ProfileState(), "cart", T0), "cart", T0 - DAY)
+    assert state.sent["cart"] == to_millis(T0)
+    assert len(state.sends["cart"]) == 2
+
+
+def test_prune_drops_what_is_older_than_retention() -> None:
+    state = remember_request(remember_message(ProfileState(), "old", T0 - 3 * DAY), "c", T0 - 3 * DAY)
+    state = remember_message(state, "new", T0)
+    pruned = prune(state, T0, 2 * DAY)
+    assert set(pruned.seen) == {"new"}
+    assert pruned.sent == {} and pruned.sends == {}
+
+
+def test_json_round_trip_and_garbage_is_no_state() -> None:
+    state = remember_request(remember_message(ProfileState(), "m", T0), "cart", T0)
+    assert ProfileState.from_json(state.to_json()) == state
+    assert ProfileState.from_json(None) == ProfileState()
+    assert ProfileState.from_json({"seen": "x", "sends": {"c": "y"}}) == ProfileState()

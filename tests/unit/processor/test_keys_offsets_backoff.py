@@ -1,0 +1,51 @@
+"""Idempotency keys, offset-gap arithmetic and retry back-off."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from services.processor.rules.backoff import retry_delay
+from services.processor.rules.keys import idempotency_key
+from services.processor.rules.offsets import commit_past_gaps, non_record_ranges
+
+
+def test_idempotency_key_is_deterministic_and_field_sensitive() -> None:
+    key = idempotency_key("cart", "P1", "m1")
+    assert key == hashlib.sha256(b"cart|P1|m1").hexdigest()
+    assert key == idempotency_key("cart", "P1", "m1")
+    assert len({key, idempotency_key("cart", "P2", "m1"), idempotency_key("browse", "P1", "m1")}) == 3
+
+
+def test_non_record_ranges_between_and_after_records() -> None:
+    # records 10, 11, marker 12, aborted 13-15, abort marker 16, record 17, marker 18
+    assert non_record_ranges(10, 19, [10, 11, 17]) == [(12, 16), (18, 18)]
+
+
+def test_non_record_ranges_when_fetch_held_only_markers() -> None:
+    assert non_record_ranges(5, 9, []) == [(5, 8)]
+    assert non_record_ranges(5, 5, []) == []
+    assert non_record_ranges(5, 7, [5, 6]) == []
+
+
+def test_commit_moves_over_adjacent_gaps_only() -> None:
+    assert commit_past_gaps(12, [(12, 16), (18, 18)]) == 17
+    assert commit_past_gaps(17, [(12, 16), (18, 18)]) == 17  # 17 is a record not yet done
+    assert commit_past_gaps(18, [(18, 18), (19, 20)]) == 21
+    assert commit_past_gaps(0, [(1, 3)]) == 0
+
+
+def test_offset_zero_then_aborted_batch_still_commits() -> None:
+    """faust #606: record 0, marker 1, aborted 2-4, marker 5, record 6 left faust stuck at 1."""
+    gaps = non_record_ranges(0, 8, [0, 6])
+    assert gaps == [(1, 5), (7, 7)]
+    assert commit_past_gaps(1, gaps) == 6
+    assert commit_past_gaps(7, gaps) == 8
+
+
+def test_backoff_doubles_is_capped_and_honours_longer_hints() -> None:
+    first, cap = timedelta(milliseconds=200), timedelta(seconds=30)
+    assert [retry_delay(n, first, cap).total_seconds() for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
+    assert retry_delay(50, first, cap) == cap
+    assert retry_delay(1, first, cap, hint=timedelta(seconds=5)) == timedelta(seconds=5)
+    assert retry_delay(1, first, cap, hint=timedelta(hours=1)) == cap
