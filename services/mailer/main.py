@@ -101,6 +101,7 @@ class Mailer:
             client_id=f"triggerline-mailer-{settings.instance_name()}",
             overrides={
                 "topic.metadata.refresh.interval.ms": refresh_ms,
+                "session.timeout.ms": int(settings.session_timeout.total_seconds() * 1000),
                 # Several minutes of SMTP back-off must not cost the group membership.
                 "max.poll.interval.ms": 600_000,
             },

@@ -55,6 +55,11 @@ class MailerSettings(BaseSettings):
         "request goes to a retry topic.",
     )
     group_id: str = Field("triggerline-mailer", description="Kafka consumer group.")
+    session_timeout: Duration = Field(
+        timedelta(seconds=45),
+        description="How long the group waits for a silent (crashed) member before its "
+        "partitions move to another mailer.",
+    )
     instance_id: str = Field(
         "", description="Name written on claims; empty for host name and process id."
     )

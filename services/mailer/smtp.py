@@ -124,16 +124,19 @@ class SmtpPool:
             raise _StaleConnection(_connection_lost(exc, "mail")) from exc
         if code != 250:
             raise reply_error(code, text, "mail")
+        stage: Stage = "rcpt"
         try:
             code, text = conn.rcpt(recipient)
             if code not in (250, 251):
                 raise reply_error(code, text, "rcpt")
+            stage = "data"
             code, text = conn.docmd("DATA")
             if code != 354:
                 raise reply_error(code, text, "data")
             conn.send(payload)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _connection_lost(exc, "data") from exc
+            # Before the final dot the server holds no message: nothing was sent.
+            raise _connection_lost(exc, stage) from exc
         try:
             code, text = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

@@ -6,7 +6,7 @@ from typing import Any
 
 from services.common.health import Probes, json_page, metrics_page
 
-BEAT_SECONDS = 5.0
+BEAT_SECONDS = 1.0
 
 
 def register_pages(app: Any, probes: Probes) -> None:
@@ -14,7 +14,8 @@ def register_pages(app: Any, probes: Probes) -> None:
 
     def respond(view: Any, page: tuple[int, str, bytes]) -> Any:
         status, content_type, body = page
-        return view.bytes(body, content_type=content_type, status=status)
+        # As a header: aiohttp refuses a charset inside `content_type` (Prometheus sends one).
+        return view.bytes(body, status=status, headers={"Content-Type": content_type})
 
     @app.page("/healthz")  # type: ignore[misc]  # faust is untyped
     async def healthz(view: Any, request: Any) -> Any:

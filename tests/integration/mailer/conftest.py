@@ -29,6 +29,7 @@ from services.common.settings import (
     KafkaSettings,
     LogSettings,
     PipelineConfigSettings,
+    load,
 )
 from services.common.topics import TOPICS
 from services.mailer.main import Mailer
@@ -169,13 +170,14 @@ class Scenario:
         }
         values.update(mailer)
         return MailerConfig(
-            mailer=MailerSettings(**values),
+            mailer=load(MailerSettings, values),
             kafka=self.kafka,
-            database=DatabaseSettings(url=SecretStr(self.db_url)),
-            pipeline=PipelineConfigSettings(
-                config=self.pipeline_file, templates_dir=self.templates_dir
+            database=load(DatabaseSettings, {"url": SecretStr(self.db_url)}),
+            pipeline=load(
+                PipelineConfigSettings,
+                {"config": self.pipeline_file, "templates_dir": self.templates_dir},
             ),
-            log=LogSettings(),
+            log=load(LogSettings),
         )
 
     def start_mailer(self, **mailer: Any) -> Mailer:

@@ -175,7 +175,7 @@ def test_broken_templates_are_dead_lettered_with_the_reason(scenario: Scenario) 
     assert outcomes[first.idempotency_key].reason == "template_error"
     assert outcomes[second.idempotency_key].reason == "template_broken"
     reasons = {
-        m.key().decode(): (
+        (m.key() or b"").decode(): (
             header(message_headers(m), "x-error-reason"),
             header(message_headers(m), "x-error-message") or "",
         )

@@ -6,11 +6,12 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 from confluent_kafka import Message, Producer
 
-from services.common.kafka import header
+from services.common.kafka import Headers, header
 from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.serde import email_request_serde, outcome_serde
 from services.common.topics import TOPICS
@@ -34,14 +35,21 @@ def produce(producer: Producer, *records: tuple[bytes, bytes]) -> None:
 
 def requests_for(message_ids: set[str]) -> Callable[[Message], bool]:
     def match(message: Message) -> bool:
-        return EmailRequest.from_record(email_request_serde().decode(message.value())).message_id in message_ids
+        record = email_request_serde().decode(message.value())
+        return EmailRequest.from_record(record).message_id in message_ids
     return match
 
 
 def outcomes_for(message_ids: set[str]) -> Callable[[Message], bool]:
     def match(message: Message) -> bool:
-        return Outcome.from_record(outcome_serde().decode(message.value())).message_id in message_ids
+        return Outcome.from_record(outcome_serde().decode(message.value())).message_id in (
+            message_ids
+        )
     return match
+
+
+def header_of(message: Message, name: str) -> str | None:
+    return header(cast(Headers, message.headers()), name)
 
 
 def as_requests(consumed: Consumed) -> list[EmailRequest]:
@@ -112,19 +120,19 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
                            match=lambda m: m.key() == stranger_mcid.encode())
     assert len(parked.messages) == 1
     assert parked.values() == [unmatched.value]  # the original bytes: re-drivable as they are
-    assert header(parked.messages[0].headers(), "x-error-reason") == "no_profile"
-    assert header(parked.messages[0].headers(), "x-original-topic") == TOPICS.triggers_raw.name
+    assert header_of(parked.messages[0], "x-error-reason") == "no_profile"
+    assert header_of(parked.messages[0], "x-original-topic") == TOPICS.triggers_raw.name
 
     dead = consume_until([TOPICS.triggers_dlq.name], 1, deadline=30,
                          match=lambda m: m.key() == garbage_key)
     assert len(dead.messages) == 1, running.log_tail()
-    headers = dead.messages[0].headers()
-    assert header(headers, "x-error-reason") == "not_avro"
-    assert header(headers, "x-service") == "processor"
-    assert header(headers, "x-original-offset") is not None
+    dead_letter = dead.messages[0]
+    assert header_of(dead_letter, "x-error-reason") == "not_avro"
+    assert header_of(dead_letter, "x-service") == "processor"
+    assert header_of(dead_letter, "x-original-offset") is not None
     position = (
-        f"{TOPICS.triggers_raw.name}:{header(headers, 'x-original-partition')}:"
-        f"{header(headers, 'x-original-offset')}"
+        f"{TOPICS.triggers_raw.name}:{header_of(dead_letter, 'x-original-partition')}:"
+        f"{header_of(dead_letter, 'x-original-offset')}"
     )
     invalid = as_outcomes(consume_until([TOPICS.outcomes.name], 1, deadline=30,
                                         match=outcomes_for({position})))
@@ -180,6 +188,9 @@ def test_database_outage_delays_but_never_drops_a_trigger(
     seed_database(late_url, shoppers)
     requests = consume_until([CART], 1, deadline=60, match=requests_for({record.message_id}))
     assert [r.email for r in as_requests(requests)] == [shoppers[0].email], running.log_tail()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and running.get("/readyz")[0] != 200:
+        time.sleep(0.3)
     assert running.get("/readyz") == (200, b'{"status": "ok", "waiting_for": {}}')
     metrics = running.get("/metrics")[1].decode()
     assert "triggerline_processor_db_retries_total" in metrics

@@ -16,6 +16,7 @@ from tests.integration.processor.conftest import RunningProcessor
 from tests.integration.processor.test_flow import (
     CART,
     as_outcomes,
+    as_requests,
     outcomes_for,
     requests_for,
 )
@@ -65,17 +66,11 @@ def test_aborted_transaction_never_becomes_an_email_request(
 
     ids = {aborted.message_id, committed.message_id}
     requests = consume_until([CART], 1, deadline=90, match=requests_for(ids), settle=3)
-    mailed = [r.message_id for r in _requests(requests)]
+    mailed = [r.message_id for r in as_requests(requests)]
     assert mailed == [committed.message_id], running.log_tail()
     outcomes = as_outcomes(consume_until([TOPICS.outcomes.name], 0, deadline=1,
                                          match=outcomes_for(ids), settle=2))
     assert outcomes == []
-
-
-def _requests(consumed: Consumed) -> list:  # type: ignore[type-arg]
-    from tests.integration.processor.test_flow import as_requests
-
-    return as_requests(consumed)
 
 
 def committed_and_end(bootstrap: str, group: str) -> dict[int, tuple[int, int]]:

@@ -32,7 +32,9 @@ def adobe_envelope(
     message_id: str | None = None,
     declared_id: str | None = None,
     page_urls: tuple[str, ...] = ("https://shop.example/cart", "https://shop.example/product/42"),
-    products: tuple[str, ...] = (";Blue Kettle;1;39.90", "", ";Blue Kettle;1;39.90,;Tea Cups;2;12.00"),
+    products: tuple[str, ...] = (
+        ";Blue Kettle;1;39.90", "", ";Blue Kettle;1;39.90,;Tea Cups;2;12.00"
+    ),
     trigger_ms: int | None = None,
 ) -> dict[str, Any]:
     """The composed fixture of adobe-pipeline.md section 4.3, with the stray-space eVar01 key."""

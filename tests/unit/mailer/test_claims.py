@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import deliveries
-from services.common.settings import DatabaseSettings
+from services.common.settings import DatabaseSettings, load
 from services.mailer.claims import ClaimState, ClaimStore, DeliveryStatus
 from services.mailer.suppressions import SuppressionStore
 from tests.unit.mailer.helpers import NOW, request
@@ -23,7 +23,8 @@ TIMEOUT = timedelta(minutes=5)
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'db.sqlite'}")))
+    settings = load(DatabaseSettings, {"url": SecretStr(f"sqlite:///{tmp_path / 'db.sqlite'}")})
+    engine = make_engine(settings)
     upgrade(engine)
     yield engine
     engine.dispose()

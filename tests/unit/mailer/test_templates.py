@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from services.common.errors import InvalidInput
-from services.common.settings import PipelineConfigSettings
+from services.common.settings import PipelineConfigSettings, load
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.templates import TemplateSet, template_context
 from tests.unit.mailer.helpers import request, write_template
 
 
 def test_shipped_templates_compile_and_name_the_cart_products() -> None:
-    settings = PipelineConfigSettings()
+    settings = load(PipelineConfigSettings)
     catalog = CampaignCatalog(settings.config, settings.templates_dir)
     snapshot = catalog.current
     assert snapshot.templates.broken == {}

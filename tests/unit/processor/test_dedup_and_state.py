@@ -49,7 +49,8 @@ def test_remember_request_keeps_the_latest_time_and_counts_sends() -> None:
 
 
 def test_prune_drops_what_is_older_than_retention() -> None:
-    state = remember_request(remember_message(ProfileState(), "old", T0 - 3 * DAY), "c", T0 - 3 * DAY)
+    old = T0 - 3 * DAY
+    state = remember_request(remember_message(ProfileState(), "old", old), "c", old)
     state = remember_message(state, "new", T0)
     pruned = prune(state, T0, 2 * DAY)
     assert set(pruned.seen) == {"new"}

@@ -1,0 +1,49 @@
+"""Shared helpers for the benchmarks: timing, percentiles, JSON results with their command."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentiles(samples: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)) -> dict[str, float]:
+    """Nearest-rank percentiles of `samples` (any unit), keyed p50, p90..."""
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    result = {}
+    for point in points:
+        rank = max(0, min(len(ordered) - 1, int(round(point / 100 * len(ordered) + 0.5)) - 1))
+        result[f"p{point:g}"] = ordered[rank]
+    return result
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """bench/results/<name>.json, with the command line and the machine it ran on."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": name,
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **result,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2))
+    return path

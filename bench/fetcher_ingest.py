@@ -1,0 +1,182 @@
+"""Fetcher ingest: envelopes/s from the simulator into committed `triggers.raw`.
+
+Beside it, in the same run, a raw confluent-kafka producer sends the same Avro payloads (no
+HTTP, no transactions): the ratio says what the fetcher's exactly-once path costs.
+
+    .venv/bin/python -m bench.fetcher_ingest --envelopes 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import requests
+from confluent_kafka import Producer
+
+from bench.common import free_port, write_result
+from services.common.kafka import ensure_topics, make_admin
+from services.common.serde import envelope_serde
+from services.common.settings import KafkaSettings
+from services.common.topics import TopicSpec, topics_for
+from services.fetcher.envelopes import Data, parse_envelope
+from services.simulator.generator import Mix, TriggerGenerator
+
+
+def raw_produce(settings: KafkaSettings, payloads: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    ensure_topics(make_admin(settings), [TopicSpec(topic, 12, None)])
+    producer = Producer(
+        {
+            **settings.client_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
+    started = time.perf_counter()
+    for key, value in payloads:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(120)
+    elapsed = time.perf_counter() - started
+    make_admin(settings).delete_topics([topic])
+    return {"envelopes": len(payloads), "seconds": round(elapsed, 3),
+            "per_second": round(len(payloads) / elapsed)}  # fmt: skip
+
+
+def payloads(count: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """The Avro records the fetcher would produce for `count` generated envelopes."""
+    generator = TriggerGenerator(Mix(), seed)
+    serde = envelope_serde()
+    out = []
+    now = int(time.time() * 1000)
+    for offset in range(count):
+        document = generator.next(now).envelope
+        assert document is not None
+        document.update(
+            {"topic": "triggers", "partition": offset % 15, "offset": offset, "createTime": now}
+        )
+        parsed = parse_envelope(json.dumps(document).encode())
+        assert isinstance(parsed, Data)
+        out.append((parsed.key.encode(), serde.encode(parsed.record)))
+    return out
+
+
+def fetcher_run(settings: KafkaSettings, count: int, seed: int, threads: int) -> dict[str, Any]:
+    sim_port, auth_port, status_port = free_port(), free_port(), free_port()
+    run = uuid.uuid4().hex[:8]
+    secret, fetcher_secret = uuid.uuid4().hex, uuid.uuid4().hex
+    prefix = f"bench-{run}."
+    ensure_topics(make_admin(settings), topics_for(prefix).fixed())
+    env = {
+        **os.environ,
+        "TRIGGERLINE_LOG_LEVEL": "WARNING",
+        "TRIGGERLINE_TOPICS_PREFIX": prefix,
+        "TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "TRIGGERLINE_SIMULATOR_PORT": str(sim_port),
+        "TRIGGERLINE_SIMULATOR_CLIENT_SECRET": secret,
+        "TRIGGERLINE_SIMULATOR_RETENTION_MESSAGES": str(count * 2),
+        "TRIGGERLINE_AUTH_PORT": str(auth_port),
+        "TRIGGERLINE_AUTH_IMS_URL": f"http://127.0.0.1:{sim_port}",
+        "TRIGGERLINE_AUTH_CLIENT_SECRET": secret,
+        "TRIGGERLINE_AUTH_CLIENTS": f"fetcher:{fetcher_secret}",
+        "TRIGGERLINE_FETCHER_PIPELINE_ENDPOINT": f"http://127.0.0.1:{sim_port}",
+        "TRIGGERLINE_FETCHER_AUTH_URL": f"http://127.0.0.1:{auth_port}",
+        "TRIGGERLINE_FETCHER_AUTH_SECRET": fetcher_secret,
+        "TRIGGERLINE_FETCHER_CONSUMER": f"bench_{run}",
+        "TRIGGERLINE_FETCHER_RESET": "earliest",
+        "TRIGGERLINE_FETCHER_MONITOR_SERVER_PORT": str(status_port),
+        "TRIGGERLINE_FETCHER_PROCESSING_THREADS": str(threads),
+        "TRIGGERLINE_FETCHER_TRANSACTIONAL_ID_PREFIX": f"bench-{run}",
+    }
+    cli = [sys.executable, "-m", "services.cli"]
+    children = [
+        subprocess.Popen([*cli, "simulator", "--triggers", str(count), "--rate", "0",
+                          "--seed", str(seed)], env=env),
+        subprocess.Popen([*cli, "auth"], env=env),
+    ]  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{sim_port}"
+        _wait(lambda: requests.get(f"{base}/simulator/stats", timeout=2).json().get("done"), 600)
+        _wait(lambda: requests.get(f"http://127.0.0.1:{auth_port}/readyz", timeout=2).ok, 60)
+        fetcher = subprocess.Popen([*cli, "fetcher"], env=env)
+        children.append(fetcher)
+        status_url = f"http://127.0.0.1:{status_port}/pipelined/status"
+
+        def processed() -> int:
+            try:
+                stats = requests.get(status_url, timeout=2).json()["agents"][0]["stats"]
+                return int(stats["trigger-processed"])
+            except (requests.RequestException, ValueError, KeyError):
+                return 0
+
+        _wait(lambda: processed() > 0, 120)
+        first = time.perf_counter()
+        _wait(lambda: processed() >= count, 1200, every=0.05)
+        elapsed = time.perf_counter() - first
+        stats = requests.get(status_url, timeout=2).json()["agents"][0]["stats"]
+        return {
+            "envelopes": count,
+            "seconds": round(elapsed, 3),
+            "per_second": round(count / elapsed),
+            "processing_threads": threads,
+            "pointer_flushes": stats["pointer-flushes"],
+            "average_pointer_flush_time_ms": stats["average-pointer-flush-time-ms"],
+            "bytes_read": stats["bytes-read"],
+        }
+    finally:
+        for child in reversed(children):
+            child.terminate()
+        for child in children:
+            child.wait(30)
+        admin = make_admin(settings)
+        admin.delete_topics([spec.name for spec in topics_for(prefix).fixed()])
+
+
+def _wait(check: Any, deadline: float, every: float = 0.2) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            if check():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(every)
+    raise TimeoutError(f"gave up after {deadline}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--envelopes", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    settings = KafkaSettings()
+    raw = raw_produce(settings, payloads(args.envelopes, args.seed))
+    fetched = fetcher_run(settings, args.envelopes, args.seed, args.threads)
+    write_result(
+        "fetcher_ingest",
+        {
+            "fetcher": fetched,
+            "raw_kafka_produce": raw,
+            "ratio_to_raw_kafka": round(fetched["per_second"] / raw["per_second"], 3),
+            "target_per_second": 50_000,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""kill -9 of a mailer process mid-batch, then a restart: still exactly one email per request."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from services.common.models import OutcomeStatus
+from services.common.settings import REPO_ROOT
+from services.simulator.smtp_sink import Fault
+from tests.integration.mailer.conftest import Scenario, decode_outcome, outcome_for
+
+pytestmark = pytest.mark.kafka
+
+
+def start_mailer_process(scenario: Scenario, log_file: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS": scenario.kafka.bootstrap_servers,
+        "TRIGGERLINE_DB_URL": scenario.db_url,
+        "TRIGGERLINE_PIPELINE_CONFIG": str(scenario.pipeline_file),
+        "TRIGGERLINE_PIPELINE_TEMPLATES_DIR": str(scenario.templates_dir),
+        "TRIGGERLINE_MAILER_SMTP_PORT": str(scenario.sink.port),
+        "TRIGGERLINE_MAILER_SMTP_POOL_SIZE": "2",
+        "TRIGGERLINE_MAILER_GROUP_ID": f"test-mailer-{scenario.unique}",
+        "TRIGGERLINE_MAILER_CAMPAIGN_PATTERN": scenario.campaign,
+        "TRIGGERLINE_MAILER_RETRY_DELAYS": "1s,2s",
+        "TRIGGERLINE_MAILER_CLAIM_TIMEOUT": "3s",
+        "TRIGGERLINE_MAILER_TOPIC_REFRESH": "1s",
+        "TRIGGERLINE_MAILER_POLL_TIMEOUT": "300ms",
+        "TRIGGERLINE_MAILER_HEALTH_PORT": "0",
+        # the broker's minimum: the killed member's partitions move on after 6s, not 45s
+        "TRIGGERLINE_MAILER_SESSION_TIMEOUT": "6s",
+    }
+    with log_file.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "mailer"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario) -> None:
+    requests = [scenario.request(n) for n in range(30)]
+    keys = {r.idempotency_key for r in requests}
+    # One recipient's RCPT stalls: that request is claimed but not sent when the process dies,
+    # and the batch around it is sent but its offsets are not stored yet.
+    stalled = requests[17]
+    scenario.sink.set_fault(stalled.email, Fault("rcpt", delay=120, times=1))
+    scenario.produce(requests)
+    log_file = scenario.tmp_path / "mailer.log"
+
+    first = start_mailer_process(scenario, log_file)
+    try:
+        arrived = scenario.sink.wait_for(len(requests) - 1, timeout=60)
+        assert len(arrived) == len(requests) - 1, log_file.read_text()[-3000:]
+        time.sleep(0.5)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert first.returncode == -signal.SIGKILL
+    scenario.sink.clear_faults()
+
+    second = start_mailer_process(scenario, log_file)
+    try:
+        outcomes = [
+            decode_outcome(m)
+            for m in scenario.outcomes.read(outcome_for(keys), len(keys), deadline=90)
+        ]
+        sent_keys = {o.idempotency_key for o in outcomes if o.status is OutcomeStatus.SENT}
+        deadline = time.monotonic() + 60
+        while sent_keys != keys and time.monotonic() < deadline:
+            more = scenario.outcomes.read(outcome_for(keys), len(outcomes) + 1, deadline=2)
+            outcomes = [decode_outcome(m) for m in more]
+            sent_keys = {o.idempotency_key for o in outcomes if o.status is OutcomeStatus.SENT}
+        time.sleep(2)  # room for a duplicate email to show up
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait(10)
+
+    assert sent_keys == keys, log_file.read_text()[-3000:]
+    assert {o.status for o in outcomes} == {OutcomeStatus.SENT}
+    per_message_id = Counter(m.message_id for m in scenario.sink.messages)
+    assert len(per_message_id) == len(requests)
+    assert max(per_message_id.values()) == 1, per_message_id.most_common(3)
+    assert Counter(r for m in scenario.sink.messages for r in m.rcpt_tos) == Counter(
+        r.email for r in requests
+    )
+    # the crash really hit a batch in flight: sent requests came back and were not resent
+    assert any(o.detail.get("redelivered") == "true" for o in outcomes)
+    assert second.returncode == 0, log_file.read_text()[-3000:]
