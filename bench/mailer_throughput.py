@@ -56,7 +56,8 @@ def produce(bootstrap: str, topic: str, campaign: str, run: str, count: int) -> 
         )
         while True:
             try:
-                producer.produce(topic, key=request.profile_id, value=serde.encode(request.to_record()))
+                value = serde.encode(request.to_record())
+                producer.produce(topic, key=request.profile_id, value=value)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -70,15 +71,22 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--partitions", type=int, default=12)
-    parser.add_argument("--bootstrap", default=os.environ.get("TRIGGERLINE_TEST_BOOTSTRAP", "127.0.0.1:19092"))
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "mailer_throughput.json")
+    parser.add_argument("--processes", type=int, default=1, help="mailer processes in one group")
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("TRIGGERLINE_TEST_BOOTSTRAP", "127.0.0.1:19092"),
+    )
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "bench" / "results" / "mailer_throughput.json"
+    )
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:10]
     campaign = f"bench{run}"
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
     spec = replace(TOPICS.emails(campaign), partitions=args.partitions)
-    ensure_topics(make_admin(kafka), [spec, TOPICS.outcomes, TOPICS.emails_dlq, *TOPICS.email_retries()])
+    shared = [TOPICS.outcomes, TOPICS.emails_dlq, *TOPICS.email_retries()]
+    ensure_topics(make_admin(kafka), [spec, *shared])
     produce(args.bootstrap, spec.name, campaign, run, args.count)
 
     with tempfile.TemporaryDirectory() as tmp, SmtpSink() as sink:
@@ -102,15 +110,20 @@ def main() -> int:
             "TRIGGERLINE_LOG_LEVEL": "WARNING",
         }
         started = time.monotonic()
-        mailer = subprocess.Popen([sys.executable, "-m", "services.cli", "mailer"], cwd=ROOT, env=env)
+        command = [sys.executable, "-m", "services.cli", "mailer"]
+        mailers = [
+            subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(args.processes)
+        ]
         try:
             sink.wait_for(1, timeout=120)
             first = time.monotonic()
             mails = sink.wait_for(args.count, timeout=max(120.0, args.count / 50))
             last = time.monotonic()
         finally:
-            mailer.send_signal(signal.SIGTERM)
-            mailer.wait(60)
+            for mailer in mailers:
+                mailer.send_signal(signal.SIGTERM)
+            for mailer in mailers:
+                mailer.wait(60)
         received = len(mails)
         duplicates = sum(n - 1 for n in Counter(m.message_id for m in mails).values() if n > 1)
         seconds = last - first
@@ -125,6 +138,7 @@ def main() -> int:
             "emails_per_second": round((received - 1) / seconds, 1) if seconds > 0 else None,
             "smtp_connections": sink.sessions,
             "smtp_pool_size": args.pool_size,
+            "mailer_processes": args.processes,
             "batch_size": args.batch_size,
             "partitions": args.partitions,
             "database": "sqlite",

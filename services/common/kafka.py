@@ -7,14 +7,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient
+
+# Defined in the C extension; confluent_kafka.admin re-exports them without `__all__`.
+from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from services.common.settings import KafkaSettings
 from services.common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def _merge(
@@ -120,5 +123,5 @@ def header(headers: Headers | None, name: str) -> str | None:
     value = None
     for key, raw in headers or []:
         if key == name and raw is not None:
-            value = raw.decode("utf-8", "replace")
+            value = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     return value

@@ -39,10 +39,7 @@ class AvroSerde:
     name: str
     schema: Any
     writers: Mapping[bytes, Any]
-
-    @property
-    def fingerprint(self) -> bytes:
-        return schema_fingerprint(self.schema)
+    fingerprint: bytes  # of `schema`; computed once, it costs more than an encode
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         buffer = io.BytesIO()
@@ -98,7 +95,9 @@ def serde(name: str) -> AvroSerde:
     """The serde of one schema name, reading every released writer version too."""
     current = load_schema(name)
     writers = {schema_fingerprint(s): s for s in [*released_schemas(name), current]}
-    return AvroSerde(name=name, schema=current, writers=writers)
+    return AvroSerde(
+        name=name, schema=current, writers=writers, fingerprint=schema_fingerprint(current)
+    )
 
 
 def envelope_serde() -> AvroSerde:

@@ -69,9 +69,9 @@ class KafkaSettings(BaseSettings):
     )
     ssl_ca_location: str = Field("", description="CA bundle for TLS to the brokers.")
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka properties common to every client; secrets revealed only here."""
-        config = {
+        config: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }

@@ -119,12 +119,13 @@ class Topics:
         so the default spells out "any campaign name except `dlq` and `retry`". Campaign names
         hold no dots, so `emails.retry.<delay>` never matches.
         """
+        start = "^" + re.sub(r"([.\[\](){}*+?|^$\\])", r"\\\1", self.prefix) + r"emails\."
         if campaign_pattern is None:
-            return rf"^emails\.({_any_name_except(_RESERVED)})$"
+            return rf"{start}({_any_name_except(_RESERVED)})$"
         for word in _RESERVED:
             if re.fullmatch(campaign_pattern, word):
                 raise ValueError(f"campaign pattern {campaign_pattern!r} matches {word!r}")
-        return rf"^emails\.({campaign_pattern})$"
+        return rf"{start}({campaign_pattern})$"
 
     def email_retries(self) -> tuple[TopicSpec, ...]:
         """Delay topics the mailer routes transient failures through, shortest first."""

@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from services.common.backoff import Backoff
 from services.common.dlq import dead_letter_headers
 from services.common.errors import InvalidInput, PermanentFailure, TransientFailure
+from services.common.kafka import Headers
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
 from services.common.topics import TOPICS
@@ -159,7 +160,8 @@ class IngestWorker:
 
     def _stream_once(self, producer: Producer) -> None:
         self._last_token = token = self._tokens.token()
-        lines: queue.Queue[object] = queue.Queue(maxsize=self._max_buffered)
+        # Items are network batches of lines; the bound keeps memory flat at any upstream rate.
+        lines: queue.Queue[object] = queue.Queue(maxsize=max(1, self._max_buffered // 100))
         request = self._request()
         reader = threading.Thread(
             target=self._read, args=(request, token, lines), name=f"{self.name}-reader", daemon=True
@@ -180,9 +182,10 @@ class IngestWorker:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if isinstance(item, bytes):
+                if isinstance(item, list):
                     last_item = now
-                    self._handle(producer, item, batch, expected)
+                    for line in item:
+                        self._handle(producer, line, batch, expected)
                 if flush_due(
                     batch.count,
                     timedelta(seconds=now - batch.first_at),
@@ -209,8 +212,8 @@ class IngestWorker:
     def _read(self, request: StreamRequest, token: str, lines: queue.Queue[object]) -> None:
         """Reader thread: a full queue blocks it, which pushes back on upstream via TCP."""
         try:
-            for line in self._upstream.lines(request, token):
-                lines.put(line)
+            for batch in self._upstream.batches(request, token):
+                lines.put(batch)
                 if self._stop.is_set():
                     break
             lines.put(_END)
@@ -264,7 +267,7 @@ class IngestWorker:
             )
 
     def _produce(self, producer: Producer, envelope: Data) -> None:
-        headers = [
+        headers: Headers = [
             ("upstream-topic", self._topic.encode()),
             ("upstream-partition", str(envelope.partition).encode()),
             ("upstream-offset", str(envelope.offset).encode()),
@@ -306,7 +309,7 @@ class IngestWorker:
         topic: str,
         key: bytes | None,
         value: bytes,
-        headers: list[tuple[str, bytes]] | None,
+        headers: Headers | None,
     ) -> None:
         while True:
             try:

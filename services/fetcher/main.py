@@ -10,6 +10,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> int:
 
     stop = threading.Event()
     probes = Probes()
-    routing = {
+    routing: dict[str, Any] = {
         topic.name: {route.name: route.js_connector for route in topic.triggers}
         for topic in pipeline.topics
     }

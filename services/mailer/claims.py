@@ -11,11 +11,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, Update, and_, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.elements import BindParameter
 
 from services.common.db.tables import deliveries
 from services.common.errors import TransientFailure
@@ -174,15 +177,20 @@ class ClaimStore:
         error: str | None = None,
         only_pending: bool = False,
     ) -> None:
-        conditions = [deliveries.c.idempotency_key == key]
-        if only_pending:
-            conditions.append(deliveries.c.status == DeliveryStatus.PENDING.value)
-        values: dict[str, object] = {"status": status.value, "updated_at": now}
+        params: dict[str, object] = {"b_key": key, "b_status": status.value, "b_now": now}
+        fields: list[str] = []
         if smtp_message_id is not None:
-            values["smtp_message_id"] = smtp_message_id[:300]
+            params["b_smtp_message_id"] = smtp_message_id[:300]
+            fields.append("smtp_message_id")
         if error is not None:
-            values["error"] = error[:2000]
-        self._execute(update(deliveries).where(and_(*conditions)).values(**values))
+            params["b_error"] = error[:2000]
+            fields.append("error")
+        statement = _finish_statement(tuple(fields), only_pending)
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(statement, params)
+        except OperationalError as exc:
+            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
 
     def _execute(self, statement: object) -> None:
         try:
@@ -206,21 +214,42 @@ class ClaimStore:
         `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL alike) rather than catching the
         duplicate-key error, which PostgreSQL would let poison the whole transaction.
         """
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         result = conn.execute(
-            dialect_insert(deliveries)
-            .values(
-                idempotency_key=request.idempotency_key,
-                campaign=request.campaign,
-                profile_id=request.profile_id,
-                email=request.email,
-                status=status.value,
-                claimed_by=holder,
-                claimed_at=now,
-                updated_at=now,
-                attempts=1 if holder else 0,
-                error=error,
-            )
-            .on_conflict_do_nothing(index_elements=[deliveries.c.idempotency_key])
+            _insert_statement(conn.dialect.name),
+            {
+                "idempotency_key": request.idempotency_key,
+                "campaign": request.campaign,
+                "profile_id": request.profile_id,
+                "email": request.email,
+                "status": status.value,
+                "claimed_by": holder,
+                "claimed_at": now,
+                "updated_at": now,
+                "attempts": 1 if holder else 0,
+                "error": error,
+            },
         )
         return result.rowcount == 1
+
+
+# Statements of the hot path, built once: SQLAlchemy then only binds values, instead of
+# computing a cache key for a new statement object on every email.
+@cache
+def _insert_statement(dialect: str) -> Insert:
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return dialect_insert(deliveries).on_conflict_do_nothing(
+        index_elements=[deliveries.c.idempotency_key]
+    )
+
+
+@cache
+def _finish_statement(fields: tuple[str, ...], only_pending: bool) -> Update:
+    conditions = [deliveries.c.idempotency_key == bindparam("b_key")]
+    if only_pending:
+        conditions.append(deliveries.c.status == DeliveryStatus.PENDING.value)
+    values: dict[str, BindParameter[Any]] = {
+        "status": bindparam("b_status"),
+        "updated_at": bindparam("b_now"),
+    }
+    values.update({name: bindparam(f"b_{name}") for name in fields})
+    return update(deliveries).where(and_(*conditions)).values(**values)

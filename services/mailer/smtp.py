@@ -7,7 +7,6 @@ retried, a connection lost while waiting for the final reply is `DeliveryUnknown
 
 from __future__ import annotations
 
-import email.policy
 import logging
 import queue
 import re
@@ -16,11 +15,11 @@ import ssl
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
 
 from pydantic import SecretStr
 
 from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected, Stage
+from services.mailer.message import OutgoingMessage
 from services.mailer.rules.suppression import enhanced_status
 
 log = logging.getLogger(__name__)
@@ -56,9 +55,9 @@ def reply_error(code: int, text: bytes | str, stage: Stage) -> SmtpDeferred | Sm
     return SmtpDeferred(summary, code=code, stage=stage, connection_level=connection_level)
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
+def wire_bytes(message: OutgoingMessage) -> bytes:
     """The DATA payload: CRLF line ends, leading dots doubled, terminated by `.` alone."""
-    data = message.as_bytes(policy=email.policy.SMTP)
+    data = message.as_bytes()
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return _LEADING_DOT.sub(b"..", data) + b".\r\n"
@@ -74,7 +73,7 @@ class SmtpPool:
         self._closed = False
         self.connections_opened = 0
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> str:
+    def send(self, message: OutgoingMessage, sender: str, recipient: str) -> str:
         """Hand one message over; returns the server's final reply text.
 
         A pooled connection the server has since closed fails at MAIL; that one case is retried

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from services.common.db.tables import suppressions
 from services.common.errors import TransientFailure
 from services.mailer.rules.suppression import normalise_address
+
+_REASON = select(suppressions.c.reason).where(suppressions.c.email == bindparam("b_email"))
 
 
 class SuppressionStore:
@@ -23,9 +25,7 @@ class SuppressionStore:
         try:
             with self._engine.connect() as conn:
                 return conn.execute(
-                    select(suppressions.c.reason).where(
-                        suppressions.c.email == normalise_address(address)
-                    )
+                    _REASON, {"b_email": normalise_address(address)}
                 ).scalar_one_or_none()
         except OperationalError as exc:
             raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc

@@ -147,7 +147,7 @@ def prepare(options: StackOptions, env: dict[str, str], kafka: KafkaSettings) ->
     topics = topics_for(options.topics_prefix)
     specs = [*topics.fixed(), *(topics.emails(name) for name in sorted(pipeline.campaigns))]
     ensure_topics(make_admin(kafka), specs)
-    engine = make_engine(DatabaseSettings(url=SecretStr(env["TRIGGERLINE_DB_URL"])))
+    engine = make_engine(load(DatabaseSettings, {"url": SecretStr(env["TRIGGERLINE_DB_URL"])}))
     upgrade(engine)
     seed_demo_profiles(engine, options.profiles)
     engine.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import json
 from collections import deque
 from collections.abc import Callable
@@ -55,7 +57,8 @@ class PartitionLog:
         index = offset - self._entries[0].offset
         if index < 0:
             return []
-        return [self._entries[i] for i in range(index, min(index + limit, len(self._entries)))]
+        # islice walks the deque once per batch; indexing a deque per entry is O(n) each time.
+        return list(itertools.islice(self._entries, index, index + limit))
 
     def _expire(self, now_ms: int) -> None:
         cutoff = now_ms - self._max_age_ms

@@ -112,11 +112,18 @@ def test_one_click_requires_https() -> None:
         )
 
 
-def test_both_bodies_are_sent() -> None:
-    built = build_message(request(), RENDERED, sender=SENDER, now=NOW)
-    assert built.get_body(("plain",)) is not None
-    html = built.get_body(("html",))
-    assert html is not None and "<p>hi</p>" in html.get_content()
+def test_both_bodies_are_sent_and_non_ascii_survives() -> None:
+    rendered = Rendered("Zoë, ton panier — 2 articles", "<p>héllo</p>", "héllo")
+    wire = build_message(
+        request(first_name='Zoë "Q" O\'Neil, Jr.'), rendered, sender=SENDER, now=NOW
+    ).as_bytes()
+    assert wire.isascii()  # 7-bit on the wire: encoded words and quoted-printable
+    parsed = message_from_bytes(wire, policy=policy.default)
+    assert parsed["Subject"] == "Zoë, ton panier — 2 articles"
+    assert parsed["To"].addresses[0].display_name == 'Zoë "Q" O\'Neil, Jr.'
+    plain, html = parsed.get_body(("plain",)), parsed.get_body(("html",))
+    assert plain is not None and plain.get_content().strip() == "héllo"
+    assert html is not None and "<p>héllo</p>" in html.get_content()
 
 
 def test_unsubscribe_tokens_verify_and_resist_tampering() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from services.common.errors import ConfigurationError
 from services.common.settings import load
-from services.common.topics import TOPICS
+from services.common.topics import TOPICS, topics_for
 from services.mailer.main import retry_topics
 from services.mailer.settings import MailerSettings
 
@@ -78,3 +78,12 @@ def test_the_subscription_regex_skips_dlq_and_retry_topics(topic: str, matches: 
     pattern = TOPICS.emails_pattern()
     assert "(?" not in pattern
     assert bool(re.match(pattern, topic)) is matches
+
+
+def test_the_subscription_regex_keeps_to_its_namespace() -> None:
+    staging = topics_for("staging.")
+    pattern = staging.emails_pattern()
+    assert re.match(pattern, "staging.emails.cart_abandonment")
+    assert not re.match(pattern, "staging.emails.dlq")
+    assert not re.match(pattern, "emails.cart_abandonment")
+    assert not re.match(pattern, "stagingXemails.cart_abandonment")
