@@ -14,9 +14,19 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Update, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Update,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import BindParameter
 
@@ -91,7 +101,8 @@ class ClaimStore:
                         updated_at=now,
                         attempts=deliveries.c.attempts + 1,
                     )
-                )
+                    .returning(deliveries.c.attempts)
+                ).first()
                 row = conn.execute(
                     select(
                         deliveries.c.status,
@@ -103,7 +114,7 @@ class ClaimStore:
         except OperationalError as exc:
             raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
         status = DeliveryStatus(row.status)
-        if taken.rowcount == 1:
+        if taken is not None:
             return Claim(ClaimState.CLAIMED, status, row.attempts)
         if status is DeliveryStatus.PENDING:
             return Claim(
@@ -211,8 +222,8 @@ class ClaimStore:
     ) -> bool:
         """Insert the row if the key is new; False when it exists.
 
-        `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL alike) rather than catching the
-        duplicate-key error, which PostgreSQL would let poison the whole transaction.
+        Conflicts are ignored by the database rather than caught as duplicate-key errors, which
+        PostgreSQL would let poison the whole transaction.
         """
         result = conn.execute(
             _insert_statement(conn.dialect.name),
@@ -229,17 +240,20 @@ class ClaimStore:
                 "error": error,
             },
         )
-        return result.rowcount == 1
+        return result.first() is not None
 
 
 # Statements of the hot path, built once: SQLAlchemy then only binds values, instead of
 # computing a cache key for a new statement object on every email.
 @cache
 def _insert_statement(dialect: str) -> Insert:
-    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return dialect_insert(deliveries).on_conflict_do_nothing(
-        index_elements=[deliveries.c.idempotency_key]
-    )
+    """`INSERT ... ON CONFLICT DO NOTHING`: SQLite's `OR IGNORE` form, which SQLAlchemy can
+    cache (its `on_conflict_do_nothing` construct is recompiled on every call)."""
+    # RETURNING, not rowcount: psycopg reports -1 for this statement.
+    key = deliveries.c.idempotency_key
+    if dialect == "postgresql":
+        return pg_insert(deliveries).on_conflict_do_nothing().returning(key)
+    return insert(deliveries).prefix_with("OR IGNORE").returning(key)
 
 
 @cache

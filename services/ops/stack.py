@@ -92,6 +92,7 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
         # fetcher: a new upstream consumer per run, since the simulator's offsets restart at 0
         "TRIGGERLINE_FETCHER_CONSUMER": f"triggerline_local_{run_id}",
         "TRIGGERLINE_FETCHER_RESET": "earliest",
+        "TRIGGERLINE_FETCHER_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
         "TRIGGERLINE_FETCHER_AUTH_SECRET": fetcher_secret,
         "TRIGGERLINE_FETCHER_PIPELINE_ENDPOINT": f"http://127.0.0.1:{ports['simulator']}",
         "TRIGGERLINE_FETCHER_MONITOR_SERVER_PORT": str(ports["fetcher"]),

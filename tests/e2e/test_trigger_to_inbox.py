@@ -125,8 +125,8 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
     )
     env = local_environment(options, unique)
     env["TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
-    env["TRIGGERLINE_PROCESSOR_STORE"] = "memory://"
-    env["TRIGGERLINE_PROCESSOR_CONSUMER_AUTO_OFFSET_RESET"] = "earliest"
+    env["TRIGGERLINE_PROCESSOR_STORE"] = "memory"
+    env["TRIGGERLINE_PROCESSOR_AUTO_OFFSET_RESET"] = "earliest"
     prepare(options, env, kafka_settings)
     stack = LocalStack(options, env)
     try:

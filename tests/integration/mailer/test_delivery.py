@@ -12,7 +12,7 @@ from services.common.db.tables import deliveries, suppressions
 from services.common.kafka import header
 from services.common.models import OutcomeStatus
 from services.mailer.publishing import message_headers
-from services.simulator.smtp_sink import Fault
+from services.simulator.smtp_sink import Fault, SmtpSink, free_port
 from tests.integration.mailer.conftest import Scenario, decode_outcome, outcome_for
 
 pytestmark = pytest.mark.kafka
@@ -229,3 +229,23 @@ def test_a_campaign_added_while_running_is_picked_up(scenario: Scenario) -> None
     outcomes = scenario.outcomes.read(outcome_for({request.idempotency_key}), 1, deadline=60)
     assert [decode_outcome(m).status for m in outcomes] == [OutcomeStatus.SENT]
     assert [m.rcpt_tos for m in scenario.sink.messages] == [(request.email,)]
+
+
+def test_an_smtp_outage_loses_nothing_and_sending_resumes_by_itself(scenario: Scenario) -> None:
+    requests = [scenario.request(n) for n in range(5)]
+    keys = {r.idempotency_key for r in requests}
+    down_port = free_port()
+    scenario.start_mailer(smtp_port=down_port)
+    scenario.produce(requests)
+
+    during = scenario.outcomes.read(outcome_for(keys), 1, deadline=4)
+    assert during == []  # held on the partition, not failed, not sent to retry topics
+    with SmtpSink(port=down_port) as revived:
+        outcomes = [
+            decode_outcome(m) for m in scenario.outcomes.read(outcome_for(keys), 5, deadline=60)
+        ]
+        mails = revived.wait_for(5, timeout=10)
+
+    assert Counter(o.status for o in outcomes) == {OutcomeStatus.SENT: 5}
+    assert sorted(m.rcpt_tos[0] for m in mails) == sorted(r.email for r in requests)
+    assert {status for status, _ in delivery_rows(scenario).values()} == {"sent"}
