@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from services.auth import metrics
 from services.auth.ims import TokenSource
-from services.auth.rules.refresh import Token, backoff_delay, refresh_due_at, should_refresh
+from services.auth.rules.refresh import Token, refresh_due_at, should_refresh
+from services.common.backoff import backoff_delay
 from services.common.errors import PermanentFailure, TransientFailure, TriggerlineError
 from services.common.health import Probes
 
@@ -130,8 +131,10 @@ class TokenKeeper:
         metrics.FAILURES.labels(kind).inc()
         self._last_problem = problem
         self._attempt += 1
-        pause = backoff_delay(self._attempt, self._retry_initial, self._retry_max, self._jitter())
-        self._next_try = self._clock() + max(pause, retry_after or timedelta(0))
+        pause = backoff_delay(
+            self._attempt, self._retry_initial, self._retry_max, self._jitter(), retry_after
+        )
+        self._next_try = self._clock() + pause
         current = self._current
         if current is not None and current.valid_at(self._clock()):
             left = int((current.expires_at - self._clock()).total_seconds())

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
+from services.common.backoff import backoff_delay
 from services.common.errors import InvalidInput, TransientFailure
 from services.common.health import Probes
 from services.common.models import Outcome, OutcomeStatus
@@ -31,7 +33,6 @@ from services.processor.app import Wiring
 from services.processor.metrics import DB_RETRIES, LATENCY, TRIGGERS
 from services.processor.outputs import SERVICE, Source, source_of
 from services.processor.profiles import ProfileStore
-from services.processor.rules.backoff import retry_delay
 from services.processor.rules.dedup import Dedup, dedup_decision
 from services.processor.rules.enrichments import Enrichments, parse_enrichments
 from services.processor.rules.identity import identity_candidates, resolve_profile
@@ -159,14 +160,24 @@ class Pipeline:
         )
         if verdict is Dedup.REPEAT_MESSAGE:
             await self._outcome(
-                "decide", OutcomeStatus.DUPLICATE, trigger, source, verdict.value, campaign,
+                "decide",
+                OutcomeStatus.DUPLICATE,
+                trigger,
+                source,
+                verdict.value,
+                campaign,
                 profile_id,
             )
             return
         if verdict is Dedup.WITHIN_WINDOW:
             self._save(profile_id, remember_message(state, trigger.message_id, trigger.timestamp))
             await self._outcome(
-                "decide", OutcomeStatus.DUPLICATE, trigger, source, verdict.value, campaign,
+                "decide",
+                OutcomeStatus.DUPLICATE,
+                trigger,
+                source,
+                verdict.value,
+                campaign,
                 profile_id,
             )
             return
@@ -174,7 +185,12 @@ class Pipeline:
         if profile is None:  # deleted since stage 1: re-drivable like any unmatched trigger
             await self.outputs.unmatched(source, "profile_gone")
             await self._outcome(
-                "decide", OutcomeStatus.UNMATCHED, trigger, source, "profile_gone", campaign,
+                "decide",
+                OutcomeStatus.UNMATCHED,
+                trigger,
+                source,
+                "profile_gone",
+                campaign,
                 profile_id,
             )
             return
@@ -219,8 +235,12 @@ class Pipeline:
                 result = await work()
             except TransientFailure as exc:
                 attempt += 1
-                delay = retry_delay(
-                    attempt, self.retry.initial, self.retry.maximum, exc.retry_after
+                delay = backoff_delay(
+                    attempt,
+                    self.retry.initial,
+                    self.retry.maximum,
+                    random.random(),
+                    exc.retry_after,
                 )
                 DB_RETRIES.inc()
                 self.probes.not_ready("database", str(exc))

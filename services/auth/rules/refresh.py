@@ -51,14 +51,3 @@ def lifetime(expires_in: object, unit: LifetimeUnit) -> timedelta:
     if not number > 0:
         raise ValueError("expires_in must be positive")
     return timedelta(seconds=number) if unit == "seconds" else timedelta(milliseconds=number)
-
-
-def backoff_delay(attempt: int, initial: timedelta, cap: timedelta, jitter: float) -> timedelta:
-    """Delay before retry `attempt` (1, 2, ...): exponential, capped, with full jitter.
-
-    `jitter` is a number in [0, 1) from the caller's random source; the delay is
-    `jitter`-scaled between half and all of the exponential step, so retries from many
-    processes spread out but none retries at once.
-    """
-    step: timedelta = min(cap, initial * (2 ** max(0, attempt - 1)))
-    return step * (0.5 + jitter / 2)

@@ -12,11 +12,11 @@ from services.auth.rules.assertion import assertion_claims, metascope_claim
 from services.auth.rules.clients import client_allowed, parse_clients
 from services.auth.rules.refresh import (
     Token,
-    backoff_delay,
     lifetime,
     refresh_due_at,
     should_refresh,
 )
+from services.common.backoff import backoff_delay
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TOKEN = Token("secret-token-value", T0, T0 + timedelta(seconds=100))

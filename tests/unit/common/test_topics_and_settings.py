@@ -134,8 +134,9 @@ def test_the_shipped_local_config_loads() -> None:
 
 
 def test_backoff_grows_is_capped_and_honours_retry_after() -> None:
-    backoff = Backoff(base=timedelta(seconds=1), cap=timedelta(seconds=10))
+    backoff = Backoff(initial=timedelta(seconds=1), cap=timedelta(seconds=10))
     rng = random.Random(7)
-    assert all(backoff.delay(0, rng=rng) <= timedelta(seconds=1) for _ in range(50))
+    first = [backoff.delay(1, rng=rng) for _ in range(50)]
+    assert all(timedelta(seconds=0.5) <= d <= timedelta(seconds=1) for d in first)
     assert all(backoff.delay(20, rng=rng) <= timedelta(seconds=10) for _ in range(50))
-    assert backoff.delay(0, timedelta(seconds=30), rng) == timedelta(seconds=30)
+    assert backoff.delay(1, timedelta(seconds=30), rng) == timedelta(seconds=30)

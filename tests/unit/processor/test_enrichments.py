@@ -33,8 +33,9 @@ def test_stray_space_key_is_matched_stripped() -> None:
 
 
 def test_first_non_empty_hit_wins_and_ints_become_text() -> None:
-    parsed = parse_enrichments(enrichments({"pageURL": dim("", "  ", "a", "b"),
-                                            "timeGMT": dim(1469164186, 1469164195)}))
+    parsed = parse_enrichments(
+        enrichments({"pageURL": dim("", "  ", "a", "b"), "timeGMT": dim(1469164186, 1469164195)})
+    )
     assert parsed.first("pageURL") == "a"
     assert parsed.first("timeGMT") == "1469164186"
     assert parsed.first("absent") is None
@@ -45,8 +46,16 @@ def test_keys_differing_only_by_whitespace_are_joined_in_order() -> None:
     assert parsed.first("eVar01") == "second"
 
 
-@pytest.mark.parametrize("text", ["", "{}", "[]", '{"analyticsHitSummary": 3}',
-                                  '{"analyticsHitSummary": {"dimensions": {"a": 1}}}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{}",
+        "[]",
+        '{"analyticsHitSummary": 3}',
+        '{"analyticsHitSummary": {"dimensions": {"a": 1}}}',
+    ],
+)
 def test_odd_shapes_stay_empty(text: str) -> None:
     assert parse_enrichments(text) == Enrichments()
 
@@ -58,9 +67,11 @@ def test_not_json_is_invalid_input() -> None:
 
 
 def test_products_from_adobe_syntax_each_once_first_seen_first() -> None:
-    parsed = parse_enrichments(enrichments(
-        {"eVar5": dim(";Blue Kettle;1;39.90", "", ";Blue Kettle;1;39.90,;Tea Cups;2;12.00")}
-    ))
+    parsed = parse_enrichments(
+        enrichments(
+            {"eVar5": dim(";Blue Kettle;1;39.90", "", ";Blue Kettle;1;39.90,;Tea Cups;2;12.00")}
+        )
+    )
     assert products(parsed, ["products", "eVar5"]) == ("Blue Kettle", "Tea Cups")
 
 

@@ -41,9 +41,7 @@ def test_empty_mcid_is_skipped_and_duplicates_dropped() -> None:
 def test_first_candidate_with_a_profile_wins() -> None:
     found = {DECLARED: "P2", EMAIL: "P3"}
     assert resolve_profile((MCID, DECLARED, EMAIL), found) == Resolution("P2", DECLARED)
-    assert resolve_profile((MCID, DECLARED, EMAIL), {**found, MCID: "P1"}) == Resolution(
-        "P1", MCID
-    )
+    assert resolve_profile((MCID, DECLARED, EMAIL), {**found, MCID: "P1"}) == Resolution("P1", MCID)
 
 
 def test_no_profile_is_none() -> None:

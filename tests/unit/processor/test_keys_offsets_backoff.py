@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from services.processor.rules.backoff import retry_delay
+from services.common.backoff import backoff_delay
 from services.processor.rules.keys import idempotency_key
 from services.processor.rules.offsets import commit_past_gaps, non_record_ranges
 
@@ -46,7 +46,9 @@ def test_offset_zero_then_aborted_batch_still_commits() -> None:
 
 def test_backoff_doubles_is_capped_and_honours_longer_hints() -> None:
     first, cap = timedelta(milliseconds=200), timedelta(seconds=30)
-    assert [retry_delay(n, first, cap).total_seconds() for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
-    assert retry_delay(50, first, cap) == cap
-    assert retry_delay(1, first, cap, hint=timedelta(seconds=5)) == timedelta(seconds=5)
-    assert retry_delay(1, first, cap, hint=timedelta(hours=1)) == cap
+    assert [backoff_delay(n, first, cap).total_seconds() for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
+    assert backoff_delay(50, first, cap) == cap
+    assert backoff_delay(1, first, cap, 0.0) == first / 2
+    assert backoff_delay(1, first, cap, retry_after=timedelta(seconds=5)) == timedelta(seconds=5)
+    # a Retry-After hint is a floor, even above the cap: retrying sooner only adds load
+    assert backoff_delay(1, first, cap, retry_after=timedelta(hours=1)) == timedelta(hours=1)
