@@ -1,9 +1,11 @@
 """Idempotency claims on the `deliveries` table: no SMTP traffic for a key without its claim.
 
 A claim is a row in state `pending` naming the instance that holds it. It ends `sent`,
-`failed`, `ignored` (suppressed) or `expired`. A pending row whose holder let go (`claimed_by`
-NULL, after a transient failure) or went silent for longer than the claim timeout (a crash)
-may be taken over. Every statement is portable SQL, so SQLite and PostgreSQL behave alike.
+`failed`, `ignored` (suppressed), `expired`, or `unknown` (the connection dropped after the
+message data: it may have been delivered, so nothing resends it without an operator).
+A pending row whose holder let go (`claimed_by` NULL, after a transient failure) or went
+silent for longer than the claim timeout (a crash) may be taken over. Every statement is
+portable SQL, so SQLite and PostgreSQL behave alike.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class DeliveryStatus(enum.StrEnum):
     FAILED = "failed"
     IGNORED = "ignored"
     EXPIRED = "expired"
+    UNKNOWN = "unknown"
 
 
 class ClaimState(enum.Enum):
@@ -170,13 +173,9 @@ class ClaimStore:
             .values(claimed_by=None, updated_at=now, error=error[:2000])
         )
 
-    def note(self, key: str, error: str, now: datetime) -> None:
-        """Keep the claim held but record why (the outcome of an SMTP exchange is unknown)."""
-        self._execute(
-            update(deliveries)
-            .where(deliveries.c.idempotency_key == key)
-            .values(updated_at=now, error=error[:2000])
-        )
+    def mark_unknown(self, key: str, error: str, now: datetime) -> None:
+        """The message may have been delivered: settle the key so no redelivery resends it."""
+        self._finish(key, DeliveryStatus.UNKNOWN, now, error=error)
 
     def _finish(
         self,

@@ -167,7 +167,7 @@ class Delivery:
         except SmtpRejected as exc:
             return self._rejected(request, exc, self._clock())
         except DeliveryUnknown as exc:
-            self._claims.note(request.idempotency_key, f"unknown: {exc}", self._clock())
+            self._claims.mark_unknown(request.idempotency_key, str(exc), self._clock())
             metrics.FAILED.labels(request.campaign, "smtp_unknown").inc()
             return Verdict(
                 outcome=outcome_for(request, OutcomeStatus.UNKNOWN, "smtp_unknown"),
@@ -289,6 +289,7 @@ class Delivery:
             DeliveryStatus.SENT: OutcomeStatus.SENT,
             DeliveryStatus.EXPIRED: OutcomeStatus.EXPIRED,
             DeliveryStatus.IGNORED: OutcomeStatus.SUPPRESSED,
+            DeliveryStatus.UNKNOWN: OutcomeStatus.UNKNOWN,
         }.get(claim.status, OutcomeStatus.FAILED)
         reason = None if status is OutcomeStatus.SENT else f"already_{claim.status.value}"
         return Verdict(outcome=outcome_for(request, status, reason, detail))

@@ -37,6 +37,7 @@ class SmtpRejected(PermanentFailure):
 class DeliveryUnknown(TransientFailure):
     """The connection dropped after the message data, before the reply: it may have been sent.
 
-    Never resent blindly: the claim stays pending and the request goes to the dead-letter topic
-    for an operator to re-drive once the claim timeout has passed.
+    Never resent blindly: the claim is settled as `unknown` (so no redelivery or replay sends
+    again), the outcome is `unknown`, and the request goes to the dead-letter topic for an
+    operator, who can check the recipient's side before deciding to send it anew.
     """

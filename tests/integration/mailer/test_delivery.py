@@ -193,16 +193,19 @@ def test_a_connection_dropped_after_data_is_never_resent_blindly(scenario: Scena
     scenario.sink.set_fault(request.email, Fault("drop"))
     scenario.start_mailer()
     scenario.produce([request])
-
-    outcomes = scenario.outcomes.read(outcome_for({request.idempotency_key}), 1, settle=3)
+    first = scenario.outcomes.read(outcome_for({request.idempotency_key}), 1)
+    scenario.produce([request])  # redelivered, e.g. by a rebalance before the commit
+    outcomes = scenario.outcomes.read(outcome_for({request.idempotency_key}), 2, settle=4)
     dead = scenario.dlq.read(lambda m: m.key() == request.profile_id.encode(), 1)
 
-    assert [(decode_outcome(m).status, decode_outcome(m).reason) for m in outcomes] == [
+    assert [(decode_outcome(m).status, decode_outcome(m).reason) for m in first] == [
         (OutcomeStatus.UNKNOWN, "smtp_unknown")
     ]
+    assert [decode_outcome(m).status for m in outcomes] == [OutcomeStatus.UNKNOWN] * 2
+    assert decode_outcome(outcomes[1]).detail.get("redelivered") == "true"
     assert header(message_headers(dead[0]), "x-error-reason") == "smtp_unknown"
-    assert [m.dropped for m in scenario.sink.messages] == [True]
-    assert delivery_rows(scenario)[request.idempotency_key] == ("pending", 1)
+    assert [m.dropped for m in scenario.sink.messages] == [True]  # one attempt, never two
+    assert delivery_rows(scenario)[request.idempotency_key] == ("unknown", 1)
 
 
 def test_expired_requests_are_not_sent(scenario: Scenario) -> None:
