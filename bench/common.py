@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import shlex
@@ -21,14 +22,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def percentiles(samples: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)) -> dict[str, float]:
+def percentiles(
+    samples: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)
+) -> dict[str, float]:
     """Nearest-rank percentiles of `samples` (any unit), keyed p50, p90..."""
     if not samples:
         return {}
     ordered = sorted(samples)
     result = {}
     for point in points:
-        rank = max(0, min(len(ordered) - 1, int(round(point / 100 * len(ordered) + 0.5)) - 1))
+        rank = max(0, min(len(ordered) - 1, math.ceil(point / 100 * len(ordered)) - 1))
         result[f"p{point:g}"] = ordered[rank]
     return result
 

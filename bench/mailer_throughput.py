@@ -111,9 +111,7 @@ def main() -> int:
         }
         started = time.monotonic()
         command = [sys.executable, "-m", "services.cli", "mailer"]
-        mailers = [
-            subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(args.processes)
-        ]
+        mailers = [subprocess.Popen(command, cwd=ROOT, env=env) for _ in range(args.processes)]
         try:
             sink.wait_for(1, timeout=120)
             first = time.monotonic()

@@ -39,9 +39,7 @@ class OutcomeTally:
         end = time.monotonic() + deadline
         while True:
             try:
-                _, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), 10
-                )
+                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
                 return int(high)
             except KafkaException:
                 if time.monotonic() > end:

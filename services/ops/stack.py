@@ -37,6 +37,7 @@ from services.common.settings import (
     load,
 )
 from services.common.topics import topics_for
+from services.mailer.settings import MailerSettings
 from services.ops.database import seed_demo_profiles
 from services.ops.outcome_tally import OutcomeTally
 from services.ops.processes import ServiceProcess, wait_http
@@ -121,7 +122,7 @@ def reset_local_state(kafka: KafkaSettings, options: StackOptions, campaigns: li
             except KafkaException as exc:
                 log.warning("could not delete a topic: %s", exc)
         _wait_deleted(admin, set(doomed))
-    groups = [options.processor_app_id, "triggerline-mailer", "triggerline-mailer-retry"]
+    groups = [options.processor_app_id, load(MailerSettings).group_id]
     for future in admin.delete_consumer_groups(groups, request_timeout=30).values():
         with contextlib.suppress(KafkaException):  # a group that never existed
             future.result()

@@ -42,8 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             TOPICS.triggers_dlq,
             TOPICS.triggers_unmatched,
             TOPICS.outcomes,
-            TopicSpec(processor.repartition_topic, repartition.partitions, repartition.retention,
-                      description=repartition.description),
+            TopicSpec(
+                processor.repartition_topic,
+                repartition.partitions,
+                repartition.retention,
+                description=repartition.description,
+            ),
             *(TOPICS.emails(name) for name in campaigns),
         ]
         ensure_topics(make_admin(settings.kafka), specs, processor.replication_factor)

@@ -60,8 +60,9 @@ class Outputs:
 
     def __init__(self, app: Any, campaigns: Sequence[str], repartition_topic: str) -> None:
         def raw(name: str) -> Any:
-            return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                             value_serializer="raw")
+            return app.topic(
+                name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
 
         self._outcomes = raw(TOPICS.outcomes.name)
         self._dlq = raw(TOPICS.triggers_dlq.name)

@@ -36,4 +36,3 @@ def register_pages(app: Any, probes: Probes) -> None:
             probes.not_ready("worker", "rebalancing")
         else:
             probes.ready("worker")
-

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-
 import json
 from collections import deque
 from collections.abc import Callable

@@ -143,7 +143,9 @@ async def _stream(
             entries = part.read(cursors[p], _BATCH, now_ms())
             if not entries:
                 continue
-            if not state.faults.slow_ms and (drop_after is None or sent + len(entries) < drop_after):
+            if not state.faults.slow_ms and (
+                drop_after is None or sent + len(entries) < drop_after
+            ):
                 # One chunk per batch: a write per envelope would cap the stream at a few
                 # thousand envelopes per second, far below what a real pipeline serves.
                 await response.write(b"".join(entry.line + b"\n" for entry in entries))

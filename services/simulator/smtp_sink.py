@@ -140,9 +140,7 @@ class _Handler:
         envelope.rcpt_options.extend(options)
         return "250 OK"
 
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         recipients = list(envelope.rcpt_tos)
         drop = self._fault("drop", recipients)
         fault = None if drop is not None else self._fault("data", recipients)

@@ -21,7 +21,6 @@ from services.ops.stack import LocalStack, StackOptions, local_environment, prep
 from services.simulator.catalog import CART_ABANDONMENT
 from services.simulator.population import shopper
 
-
 SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
 
 

@@ -15,7 +15,7 @@ import pytest
 from services.common.kafka import ensure_topics, make_admin
 from services.common.settings import KafkaSettings
 from services.common.topics import Topics, topics_for
-from tests.integration.auth.conftest import FETCHER_SECRET, key_pair, stack  # noqa: F401
+from tests.integration.auth.conftest import FETCHER_SECRET, key_pair, stack
 
 __all__ = ["FETCHER_SECRET", "key_pair", "stack"]
 

@@ -63,15 +63,25 @@ def seed_database(url: str, shoppers: list[Shopper]) -> None:
     now = datetime.now(UTC)
     with engine.begin() as connection:
         for s in shoppers:
-            connection.execute(insert(profiles).values(
-                profile_id=s.profile_id, email=s.email, first_name=s.first_name,
-                locale=s.locale, timezone=s.timezone, email_consent=True, created_at=now,
-            ))
-            connection.execute(insert(identities), [
-                {"kind": "mcid", "value": s.mcid, "profile_id": s.profile_id},
-                {"kind": "declared", "value": s.declared_id, "profile_id": s.profile_id},
-                {"kind": "email", "value": s.email, "profile_id": s.profile_id},
-            ])
+            connection.execute(
+                insert(profiles).values(
+                    profile_id=s.profile_id,
+                    email=s.email,
+                    first_name=s.first_name,
+                    locale=s.locale,
+                    timezone=s.timezone,
+                    email_consent=True,
+                    created_at=now,
+                )
+            )
+            connection.execute(
+                insert(identities),
+                [
+                    {"kind": "mcid", "value": s.mcid, "profile_id": s.profile_id},
+                    {"kind": "declared", "value": s.declared_id, "profile_id": s.profile_id},
+                    {"kind": "email", "value": s.email, "profile_id": s.profile_id},
+                ],
+            )
     engine.dispose()
 
 
@@ -85,8 +95,9 @@ def database_url(tmp_path: Path, shoppers: list[Shopper]) -> str:
 
 def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
     """Commit the group's offsets at the topic's current end, so history is not replayed."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=10)
         offsets = []
@@ -171,7 +182,10 @@ def processor_factory(
         log_path = tmp_path / f"processor-{index}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(EXECUTABLE), "processor"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                [str(EXECUTABLE), "processor"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 cwd=REPO,
             )
         running = RunningProcessor(app_id, port, log_path, process)

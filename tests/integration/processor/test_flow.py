@@ -37,6 +37,7 @@ def requests_for(message_ids: set[str]) -> Callable[[Message], bool]:
     def match(message: Message) -> bool:
         record = email_request_serde().decode(message.value())
         return EmailRequest.from_record(record).message_id in message_ids
+
     return match
 
 
@@ -45,6 +46,7 @@ def outcomes_for(message_ids: set[str]) -> Callable[[Message], bool]:
         return Outcome.from_record(outcome_serde().decode(message.value())).message_id in (
             message_ids
         )
+
     return match
 
 
@@ -108,23 +110,32 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
         (garbage_key, b"\x00not avro at all"),
     )
 
-    outcomes = as_outcomes(consume_until(
-        [TOPICS.outcomes.name], 2, deadline=90,
-        match=outcomes_for({unrouted.message_id, unmatched.message_id}),
-    ))
+    outcomes = as_outcomes(
+        consume_until(
+            [TOPICS.outcomes.name],
+            2,
+            deadline=90,
+            match=outcomes_for({unrouted.message_id, unmatched.message_id}),
+        )
+    )
     by_id = {o.message_id: o for o in outcomes}
     assert by_id[unrouted.message_id].status is OutcomeStatus.UNROUTED, running.log_tail()
     assert by_id[unmatched.message_id].status is OutcomeStatus.UNMATCHED
 
-    parked = consume_until([TOPICS.triggers_unmatched.name], 1, deadline=30,
-                           match=lambda m: m.key() == stranger_mcid.encode())
+    parked = consume_until(
+        [TOPICS.triggers_unmatched.name],
+        1,
+        deadline=30,
+        match=lambda m: m.key() == stranger_mcid.encode(),
+    )
     assert len(parked.messages) == 1
     assert parked.values() == [unmatched.value]  # the original bytes: re-drivable as they are
     assert header_of(parked.messages[0], "x-error-reason") == "no_profile"
     assert header_of(parked.messages[0], "x-original-topic") == TOPICS.triggers_raw.name
 
-    dead = consume_until([TOPICS.triggers_dlq.name], 1, deadline=30,
-                         match=lambda m: m.key() == garbage_key)
+    dead = consume_until(
+        [TOPICS.triggers_dlq.name], 1, deadline=30, match=lambda m: m.key() == garbage_key
+    )
     assert len(dead.messages) == 1, running.log_tail()
     dead_letter = dead.messages[0]
     assert header_of(dead_letter, "x-error-reason") == "not_avro"
@@ -134,8 +145,9 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
         f"{TOPICS.triggers_raw.name}:{header_of(dead_letter, 'x-original-partition')}:"
         f"{header_of(dead_letter, 'x-original-offset')}"
     )
-    invalid = as_outcomes(consume_until([TOPICS.outcomes.name], 1, deadline=30,
-                                        match=outcomes_for({position})))
+    invalid = as_outcomes(
+        consume_until([TOPICS.outcomes.name], 1, deadline=30, match=outcomes_for({position}))
+    )
     assert [o.status for o in invalid] == [OutcomeStatus.INVALID]
     assert invalid[0].reason == "not_avro"
 
@@ -154,11 +166,12 @@ def test_same_message_twice_gives_one_request_and_a_duplicate(
 
     requests = consume_until([CART], 1, deadline=90, match=requests_for({message_id}), settle=3)
     assert len(requests.messages) == 1, running.log_tail()
-    outcomes = as_outcomes(consume_until([TOPICS.outcomes.name], 1, deadline=30,
-                                         match=outcomes_for({message_id}), settle=2))
-    assert [(o.status, o.reason) for o in outcomes] == [
-        (OutcomeStatus.DUPLICATE, "repeat_message")
-    ]
+    outcomes = as_outcomes(
+        consume_until(
+            [TOPICS.outcomes.name], 1, deadline=30, match=outcomes_for({message_id}), settle=2
+        )
+    )
+    assert [(o.status, o.reason) for o in outcomes] == [(OutcomeStatus.DUPLICATE, "repeat_message")]
 
 
 def test_database_outage_delays_but_never_drops_a_trigger(
@@ -171,8 +184,9 @@ def test_database_outage_delays_but_never_drops_a_trigger(
     """Lookups fail (no schema yet), the worker retries in place and is not ready; once the
     database works the same trigger is mailed, with no outcome recorded in between."""
     late_url = f"sqlite:///{tmp_path / 'late.db'}"
-    running = processor_factory({"TRIGGERLINE_DB_URL": late_url,
-                                 "TRIGGERLINE_PROCESSOR_DB_RETRY_MAX": "1s"})
+    running = processor_factory(
+        {"TRIGGERLINE_DB_URL": late_url, "TRIGGERLINE_PROCESSOR_DB_RETRY_MAX": "1s"}
+    )
     record = build(adobe_envelope(mcid=shoppers[0].mcid))
     produce(producer, (record.key, record.value))
 
@@ -181,8 +195,9 @@ def test_database_outage_delays_but_never_drops_a_trigger(
         time.sleep(0.3)
     status, body = running.get("/readyz")
     assert status == 503 and b"database" in body, running.log_tail()
-    early = consume_until([TOPICS.outcomes.name], 0, deadline=1,
-                          match=outcomes_for({record.message_id}), settle=1)
+    early = consume_until(
+        [TOPICS.outcomes.name], 0, deadline=1, match=outcomes_for({record.message_id}), settle=1
+    )
     assert early.messages == []
 
     seed_database(late_url, shoppers)

@@ -29,12 +29,14 @@ RAW = TOPICS.triggers_raw.name
 
 @pytest.fixture
 def transactional_producer(kafka_bootstrap: str, unique: str) -> Iterator[Producer]:
-    producer = Producer({
-        "bootstrap.servers": kafka_bootstrap,
-        "transactional.id": f"test-fetcher-{unique}",
-        "enable.idempotence": True,
-        "acks": "all",
-    })
+    producer = Producer(
+        {
+            "bootstrap.servers": kafka_bootstrap,
+            "transactional.id": f"test-fetcher-{unique}",
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
     producer.init_transactions(30)
     yield producer
     producer.flush(10)
@@ -68,15 +70,17 @@ def test_aborted_transaction_never_becomes_an_email_request(
     requests = consume_until([CART], 1, deadline=90, match=requests_for(ids), settle=3)
     mailed = [r.message_id for r in as_requests(requests)]
     assert mailed == [committed.message_id], running.log_tail()
-    outcomes = as_outcomes(consume_until([TOPICS.outcomes.name], 0, deadline=1,
-                                         match=outcomes_for(ids), settle=2))
+    outcomes = as_outcomes(
+        consume_until([TOPICS.outcomes.name], 0, deadline=1, match=outcomes_for(ids), settle=2)
+    )
     assert outcomes == []
 
 
 def committed_and_end(bootstrap: str, group: str) -> dict[int, tuple[int, int]]:
     """partition -> (the group's committed offset, the log end offset) on triggers.raw."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         partitions = consumer.list_topics(RAW, timeout=10).topics[RAW].partitions
         committed = consumer.committed([TopicPartition(RAW, p) for p in partitions], timeout=10)
@@ -125,8 +129,9 @@ def test_committed_offsets_pass_transaction_markers_and_lag_reaches_zero(
     transactional_producer.flush(10)
     transactional_producer.abort_transaction(30)
 
-    outcomes = consume_until([TOPICS.outcomes.name], len(sent), deadline=120,
-                             match=outcomes_for(set(sent)))
+    outcomes = consume_until(
+        [TOPICS.outcomes.name], len(sent), deadline=120, match=outcomes_for(set(sent))
+    )
     assert len(outcomes.messages) == len(sent), running.log_tail()
 
     deadline = time.monotonic() + 60
@@ -137,7 +142,10 @@ def test_committed_offsets_pass_transaction_markers_and_lag_reaches_zero(
         if not lag:
             break
         time.sleep(1)
-    moved = {p for p, (c, e) in committed_and_end(kafka_bootstrap, running.app_id).items()
-             if e > before[p][1]}
+    moved = {
+        p
+        for p, (c, e) in committed_and_end(kafka_bootstrap, running.app_id).items()
+        if e > before[p][1]
+    }
     assert moved, "the burst wrote to no partition"
     assert lag == {}, f"partition: (committed, end) still apart: {lag}\n{running.log_tail()}"

@@ -33,39 +33,71 @@ def adobe_envelope(
     declared_id: str | None = None,
     page_urls: tuple[str, ...] = ("https://shop.example/cart", "https://shop.example/product/42"),
     products: tuple[str, ...] = (
-        ";Blue Kettle;1;39.90", "", ";Blue Kettle;1;39.90,;Tea Cups;2;12.00"
+        ";Blue Kettle;1;39.90",
+        "",
+        ";Blue Kettle;1;39.90,;Tea Cups;2;12.00",
     ),
     trigger_ms: int | None = None,
 ) -> dict[str, Any]:
     """The composed fixture of adobe-pipeline.md section 4.3, with the stray-space eVar01 key."""
     now_ms = int(time.time() * 1000) if trigger_ms is None else trigger_ms
     dimensions: dict[str, Any] = {
-        "timeGMT": {"type": "int", "name": "timeGMT", "source": "session summary",
-                    "data": [now_ms // 1000 - 60, now_ms // 1000 - 50]},
-        "pageURL": {"type": "string", "name": "pageURL", "source": "session summary",
-                    "data": ["", *page_urls]},
-        "eVar5": {"type": "string", "name": "eVar5", "source": "session summary",
-                  "data": list(products)},
+        "timeGMT": {
+            "type": "int",
+            "name": "timeGMT",
+            "source": "session summary",
+            "data": [now_ms // 1000 - 60, now_ms // 1000 - 50],
+        },
+        "pageURL": {
+            "type": "string",
+            "name": "pageURL",
+            "source": "session summary",
+            "data": ["", *page_urls],
+        },
+        "eVar5": {
+            "type": "string",
+            "name": "eVar5",
+            "source": "session summary",
+            "data": list(products),
+        },
     }
     if declared_id is not None:
-        dimensions[" eVar01"] = {"type": "string", "name": " eVar01", "source": "session summary",
-                                 "data": ["", declared_id, declared_id]}
+        dimensions[" eVar01"] = {
+            "type": "string",
+            "name": " eVar01",
+            "source": "session summary",
+            "data": ["", declared_id, declared_id],
+        }
     return {
-        "envelopeType": "DATA", "topic": "triggers", "partition": 4, "offset": 1500435,
+        "envelopeType": "DATA",
+        "topic": "triggers",
+        "partition": 4,
+        "offset": 1500435,
         "createTime": now_ms,
         "com.adobe.mcloud.pipeline.pipelineMessage": {
             "header": {
-                "messageType": "TRIGGER", "source": "triggers", "sentTime": now_ms,
+                "messageType": "TRIGGER",
+                "source": "triggers",
+                "sentTime": now_ms,
                 "imsOrg": "C5E7154A5A1B2C3D4E5F98A4@AdobeOrg",
                 "messageId": message_id or str(uuid.uuid4()),
-                "properties": [{"name": "trace", "value": "false"},
-                               {"name": "triggerFiredTimestamp", "value": str(now_ms - 10)}],
+                "properties": [
+                    {"name": "trace", "value": "false"},
+                    {"name": "triggerFiredTimestamp", "value": str(now_ms - 10)},
+                ],
             },
             "com.adobe.mcloud.protocol.trigger": {
-                "triggerId": trigger_id, "triggerTimestamp": now_ms, "mcId": mcid,
+                "triggerId": trigger_id,
+                "triggerTimestamp": now_ms,
+                "mcId": mcid,
                 "enrichments": {"analyticsHitSummary": {"products": {}, "dimensions": dimensions}},
-                "triggerPath": [{"timestamp": now_ms - 5000, "stateId": "notify",
-                                 "transition": "inactive_timeout -> 10"}],
+                "triggerPath": [
+                    {
+                        "timestamp": now_ms - 5000,
+                        "stateId": "notify",
+                        "transition": "inactive_timeout -> 10",
+                    }
+                ],
             },
         },
     }
