@@ -23,7 +23,8 @@ bindir() {
 
 run_as_owner() {
   # PostgreSQL refuses to run as root: use the postgres account when we are root.
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # (from /, which the postgres account can always enter)
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 up() {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -105,6 +106,8 @@ def ensure_topics(
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
+    if created:
+        _wait_for_leaders(admin, created, timeout)
     grow = [
         NewPartitions(spec.name, spec.partitions)
         for spec in specs
@@ -116,6 +119,29 @@ def ensure_topics(
             future.result()
             log.warning("raised the partition count of %s; keyed order changes for new data", name)
     return created
+
+
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Block until every partition of `names` has a leader.
+
+    A topic is usable a moment after CreateTopics returns; a client that asks for offsets or
+    produces in that moment gets NOT_LEADER errors, so creation is only done once it is usable.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        ready = all(
+            name in topics
+            and topics[name].error is None
+            and topics[name].partitions
+            and all(p.leader >= 0 and p.error is None for p in topics[name].partitions.values())
+            for name in names
+        )
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"no leaders yet for {names}"))
+        time.sleep(0.1)
 
 
 def header(headers: Headers | None, name: str) -> str | None:

@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import insert
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import identities, profiles
+from services.common.kafka import ensure_topics
 from services.common.settings import DatabaseSettings
 from services.common.topics import TOPICS
 from services.simulator.population import Shopper, shopper
@@ -95,6 +97,9 @@ def database_url(tmp_path: Path, shoppers: list[Shopper]) -> str:
 
 def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
     """Commit the group's offsets at the topic's current end, so history is not replayed."""
+    # On a fresh broker the topic may not exist yet: create it as declared first.
+    spec = next(s for s in TOPICS.fixed() if s.name == topic)
+    ensure_topics(AdminClient({"bootstrap.servers": bootstrap}), [spec])
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
     )
