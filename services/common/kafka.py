@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 # Defined in the C extension; confluent_kafka.admin re-exports them without `__all__`.
@@ -142,6 +142,25 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> N
         if time.monotonic() > deadline:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"no leaders yet for {names}"))
         time.sleep(0.1)
+
+
+def high_watermark(consumer: Consumer, topic: str, partition: int, deadline: float = 30.0) -> int:
+    """The partition's end offset, retried while a just-created partition has no leader yet."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            return int(high)
+        except KafkaException as exc:
+            retriable = exc.args[0].code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART,
+                KafkaError._TIMED_OUT,
+            )
+            if not retriable or time.monotonic() > end:
+                raise
+            time.sleep(0.2)
 
 
 def header(headers: Headers | None, name: str) -> str | None:

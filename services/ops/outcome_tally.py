@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
+from services.common.kafka import high_watermark
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
 from services.common.settings import KafkaSettings
@@ -28,23 +28,13 @@ class OutcomeTally:
         )
         name = TOPICS.outcomes.name
         partitions = self._consumer.list_topics(name, timeout=30).topics[name].partitions
-        starts = [TopicPartition(name, p, self._high(name, p)) for p in partitions]
+        starts = [
+            TopicPartition(name, p, high_watermark(self._consumer, name, p)) for p in partitions
+        ]
         self._consumer.assign(starts)
         self._serde = outcome_serde()
         self.counts: Counter[str] = Counter()
         self.outcomes: list[Outcome] = []
-
-    def _high(self, topic: str, partition: int, deadline: float = 30.0) -> int:
-        """The partition's end; a just-created topic may not have a leader for a moment."""
-        end = time.monotonic() + deadline
-        while True:
-            try:
-                _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                return int(high)
-            except KafkaException:
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.5)
 
     @property
     def total(self) -> int:

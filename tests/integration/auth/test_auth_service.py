@@ -136,8 +136,10 @@ def test_survives_an_ims_outage_while_its_token_is_valid(stack: Stack) -> None:
 
 def test_a_wrong_ims_secret_makes_auth_not_ready_without_echoing_it(stack: Stack) -> None:
     _, auth = stack(auth={"client_secret": "a-wrong-ims-secret-123"})
-    wait_until(lambda: requests.get(f"{auth.url}/readyz", timeout=5).status_code == 503)
+    # not ready at once (no token yet), then not ready because IMS refused the secret
+    wait_until(lambda: "invalid_client" in requests.get(f"{auth.url}/readyz", timeout=5).text)
     body = requests.get(f"{auth.url}/readyz", timeout=5).text
+    assert requests.get(f"{auth.url}/readyz", timeout=5).status_code == 503
     assert "invalid_client" in body and "TRIGGERLINE_AUTH_CLIENT_SECRET" in body
     assert "a-wrong-ims-secret-123" not in body
     reply = get_token(auth)

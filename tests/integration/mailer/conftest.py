@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from pydantic import SecretStr
 
 from services.common.health import Probes
-from services.common.kafka import ensure_topics, make_admin
+from services.common.kafka import ensure_topics, high_watermark, make_admin
 from services.common.models import EmailRequest, Outcome
 from services.common.serde import email_request_serde, outcome_serde
 from services.common.settings import (
@@ -55,9 +55,7 @@ class TopicTail:
         metadata = self._consumer.list_topics(topic, timeout=10)
         partitions = []
         for number in metadata.topics[topic].partitions:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, number), timeout=10
-            )
+            high = high_watermark(self._consumer, topic, number)
             partitions.append(TopicPartition(topic, number, high))
         self._consumer.assign(partitions)
         self.seen: list[Message] = []

@@ -26,7 +26,7 @@ from sqlalchemy import insert
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import identities, profiles
-from services.common.kafka import ensure_topics
+from services.common.kafka import ensure_topics, high_watermark
 from services.common.settings import DatabaseSettings
 from services.common.topics import TOPICS
 from services.simulator.population import Shopper, shopper
@@ -107,7 +107,7 @@ def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
         metadata = consumer.list_topics(topic, timeout=10)
         offsets = []
         for partition in metadata.topics[topic].partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            high = high_watermark(consumer, topic, partition)
             offsets.append(TopicPartition(topic, partition, high))
         consumer.commit(offsets=offsets, asynchronous=False)
     finally:

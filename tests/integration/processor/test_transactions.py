@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from services.common.kafka import high_watermark
 from services.common.topics import TOPICS
 from services.simulator.population import Shopper
 from tests.conftest import Consumed
@@ -86,7 +87,7 @@ def committed_and_end(bootstrap: str, group: str) -> dict[int, tuple[int, int]]:
         committed = consumer.committed([TopicPartition(RAW, p) for p in partitions], timeout=10)
         result = {}
         for tp in committed:
-            _, high = consumer.get_watermark_offsets(TopicPartition(RAW, tp.partition), timeout=10)
+            high = high_watermark(consumer, RAW, tp.partition)
             result[tp.partition] = (tp.offset, high)
         return result
     finally:
