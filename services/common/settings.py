@@ -24,6 +24,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 S = TypeVar("S", bound=BaseSettings)
 
+# Variables read outside the settings classes: the topic namespace (services/common/topics.py),
+# the local scripts' folders and ports, and the test suite's service addresses.
+OTHER_VARIABLES = frozenset(
+    {
+        "TRIGGERLINE_TOPICS_PREFIX",
+        "TRIGGERLINE_KAFKA_HOME",
+        "TRIGGERLINE_POSTGRES_HOME",
+        "TRIGGERLINE_POSTGRES_PORT",
+        "TRIGGERLINE_TEST_BOOTSTRAP",
+        "TRIGGERLINE_TEST_POSTGRES_URL",
+    }
+)
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -150,7 +163,7 @@ def unknown_variables(
     classes: Iterable[type[BaseSettings]], environ: Mapping[str, str] | None = None
 ) -> list[str]:
     """`TRIGGERLINE_*` variables no settings class reads: usually a typo worth a warning."""
-    known = {name for cls in classes for name in env_names(cls)}
+    known = {name for cls in classes for name in env_names(cls)} | OTHER_VARIABLES
     environ = os.environ if environ is None else environ
     return sorted(
         name for name in environ if name.upper().startswith(ENV_ROOT) and name.upper() not in known

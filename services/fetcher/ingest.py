@@ -59,6 +59,10 @@ class _Aborted(Exception):
     """The transaction was aborted: restart the stream from the committed pointer."""
 
 
+class _ProducerBroken(Exception):
+    """The producer could not even abort: replace it (the new one fences the old)."""
+
+
 class IngestWorker:
     """Streams `partitions` of `topic` into `triggers.raw` until `stop` is set."""
 
@@ -115,18 +119,20 @@ class IngestWorker:
         assign = {p: self._pointers.get(p, RESET_OFFSETS[self._reset]) for p in self._partitions}
         return StreamRequest(self._topic, self._group, assign, self._reset, self._sync_interval_ms)
 
+    def _new_producer(self) -> Producer:
+        """A producer holding this worker's transactional id; initialising it fences any
+        earlier holder (a zombie of this worker) and aborts whatever that one left open."""
+        producer = self._producer_factory(self._transactional_id)
+        producer.init_transactions(60)
+        return producer
+
     def _run(self) -> None:
-        try:
-            producer = self._producer_factory(self._transactional_id)
-            producer.init_transactions(60)
-        except KafkaException as exc:
-            log.error("%s: cannot initialise transactions: %s", self.name, exc)
-            if self._on_fatal:
-                self._on_fatal(exc)
-            return
+        producer: Producer | None = None
         attempt = 0
         while not self._stop.is_set():
             try:
+                if producer is None:
+                    producer = self._new_producer()
                 self._stream_once(producer)
                 attempt = 0
             except Unauthorized as exc:
@@ -134,29 +140,41 @@ class IngestWorker:
                 log.warning("%s: %s; asking auth for a fresh token", self.name, exc)
                 self._tokens.invalidate(self._last_token)
                 attempt += 1
-                self._stop.wait(
-                    self._backoff.delay(attempt - 1).total_seconds() if attempt > 1 else 0
-                )
-            except _Aborted:
-                attempt += 1
-                self._stop.wait(self._backoff.delay(attempt).total_seconds())
+                if attempt > 1:  # the first retry with a fresh token goes at once
+                    self._stop.wait(self._backoff.delay(attempt - 1).total_seconds())
             except TransientFailure as exc:
                 self._status.failed_connection(type(exc).__name__)
+                attempt += 1
                 delay = self._backoff.delay(attempt, exc.retry_after)
                 log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay.total_seconds())
-                attempt += 1
                 self._stop.wait(delay.total_seconds())
             except PermanentFailure as exc:
                 # 400/404: a configuration problem; keep trying slowly so a fix needs no restart.
                 self._status.failed_connection("refused")
                 log.error("%s: %s; check the pipeline endpoint and topic", self.name, exc)
                 self._stop.wait(self._backoff.cap.total_seconds())
-            except KafkaException as exc:
-                log.critical("%s: fatal Kafka error, stopping: %s", self.name, exc)
-                if self._on_fatal:
-                    self._on_fatal(exc)
-                return
-        producer.flush(10)
+            except _Aborted:
+                attempt += 1  # the producer is fine; re-read from the committed pointer
+                self._stop.wait(self._backoff.delay(attempt).total_seconds())
+            except (KafkaException, _ProducerBroken) as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is not None and error.code() == KafkaError._FENCED:
+                    # Another process holds this transactional id: this one is the zombie.
+                    log.critical("%s: fenced by a newer instance, stopping", self.name)
+                    if self._on_fatal:
+                        self._on_fatal(exc)
+                    return
+                # Anything else: drop the producer and start a clean one from the committed
+                # pointer; what the broken transaction held is aborted by the next init.
+                log.error("%s: Kafka producer failed (%s); recreating it", self.name, exc)
+                if producer is not None:
+                    producer.purge()
+                    producer.flush(0)
+                producer = None
+                attempt += 1
+                self._stop.wait(self._backoff.delay(attempt).total_seconds())
+        if producer is not None:
+            producer.flush(10)
 
     def _stream_once(self, producer: Producer) -> None:
         self._last_token = token = self._tokens.token()
@@ -194,8 +212,14 @@ class IngestWorker:
                 ):
                     self._commit(producer, batch)
                     batch = _Batch()
-            if batch.count:
+            if batch.open:
                 self._commit(producer, batch)
+        except (TransientFailure, PermanentFailure):
+            # Upstream broke, Kafka did not: what was read are whole envelopes, so commit them
+            # with their pointer and resume after them (a half envelope was never parsed).
+            if batch.open:
+                self._commit(producer, batch)
+            raise
         except BaseException:
             if batch.open:
                 self._abort(producer, batch)
@@ -355,7 +379,7 @@ class IngestWorker:
         self._status.aborted(batch.count)
         batch.open = False
         try:
+            producer.poll(0)  # serve pending delivery reports, which abort waits for
             producer.abort_transaction(30)
         except KafkaException as exc:
-            log.error("%s: abort failed: %s", self.name, exc)
-            raise
+            raise _ProducerBroken(exc.args[0] if exc.args else exc) from exc

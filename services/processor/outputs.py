@@ -17,6 +17,8 @@ from services.common.serde import email_request_serde, outcome_serde
 from services.common.topics import TOPICS
 
 SERVICE = "processor"
+# Marks a release tick on the repartition topic: not a trigger, a request to release due holds.
+RELEASE_HEADER = "x-triggerline-release"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,18 @@ class Source:
     @property
     def position(self) -> str:
         return f"{self.topic}:{self.partition}:{self.offset}"
+
+    @property
+    def origin(self) -> str:
+        """The triggers.raw position this record started from (stage 1 adds `x-source`)."""
+        for name, value in reversed(self.headers):
+            if name == "x-source":
+                return value.decode(errors="replace")
+        return self.position
+
+    @property
+    def is_release_tick(self) -> bool:
+        return any(name == RELEASE_HEADER for name, _ in self.headers)
 
 
 def source_of(message: Any) -> Source:
@@ -97,10 +111,24 @@ class Outputs:
             key=profile_id.encode(), value=source.value or b"", headers=headers
         )
 
-    async def email_request(self, request: EmailRequest) -> None:
-        await self._emails[request.campaign].send(
+    async def email_request(self, request: EmailRequest, wait: bool = False) -> None:
+        """Send a request; `wait` returns only once the broker has it (before a state change
+        that would otherwise forget it if the worker died in between)."""
+        sent = await self._emails[request.campaign].send(
             key=request.profile_id.encode(),
             value=email_request_serde().encode(request.to_record()),
+        )
+        if wait:
+            await sent
+
+    async def release_tick(self, profile_id: str) -> None:
+        """Ask the owner of a profile's partition to release its due holds.
+
+        Table writes must happen while handling an event of that partition (faust sends the
+        changelog to the event's partition), so the timer sends a tick instead of writing.
+        """
+        await self.by_profile.send(
+            key=profile_id.encode(), value=b"", headers=[(RELEASE_HEADER, b"1")]
         )
 
     @staticmethod

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.common.db.tables import identities, profiles
+from services.common.db.tables import identities, profiles, suppressions
 from services.common.errors import TransientFailure
 from services.processor.cache import TtlCache
 from services.processor.rules.identity import IdentityKey, IdentityKind
@@ -40,6 +40,7 @@ class ProfileStore:
         self._engine = engine
         self._identities: TtlCache[IdentityKey, str | None] = TtlCache(cache_size, ttl)
         self._profiles: TtlCache[str, Profile | None] = TtlCache(cache_size, ttl)
+        self._suppressions: TtlCache[str, str | None] = TtlCache(cache_size, ttl)
 
     async def find_profiles(self, keys: Sequence[IdentityKey]) -> dict[IdentityKey, str]:
         """Profile ids of those keys that have one; one query for all uncached keys."""
@@ -65,6 +66,29 @@ class ProfileStore:
         row = await asyncio.to_thread(self._query_profile, profile_id)
         self._profiles.put(profile_id, row)
         return row
+
+    async def suppression(self, email: str) -> str | None:
+        """Why the address is on the suppression list (`unsubscribed`...), or None.
+
+        Cached like profiles: an unsubscribe can take up to the cache TTL to reach the
+        processor, which is why the mailer checks the list again just before sending.
+        """
+        address = email.strip().lower()  # the list's key, as the mailer writes it
+        hit, cached = self._suppressions.get(address)
+        if hit:
+            return cached
+        reason = await asyncio.to_thread(self._query_suppression, address)
+        self._suppressions.put(address, reason)
+        return reason
+
+    def _query_suppression(self, address: str) -> str | None:
+        query = select(suppressions.c.reason).where(suppressions.c.email == address)
+        try:
+            with self._engine.connect() as connection:
+                reason = connection.execute(query).scalar_one_or_none()
+        except SQLAlchemyError as exc:
+            raise TransientFailure(f"suppression lookup failed: {type(exc).__name__}") from exc
+        return None if reason is None else str(reason)
 
     def _query_identities(self, keys: Iterable[IdentityKey]) -> dict[IdentityKey, str]:
         condition = or_(

@@ -1,0 +1,126 @@
+"""Recording what became of a trigger: outcomes, dead letters, and waiting out DB outages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from services.common.backoff import backoff_delay
+from services.common.errors import InvalidInput, TransientFailure
+from services.common.health import Probes
+from services.common.models import Outcome, OutcomeStatus
+from services.processor.metrics import DB_RETRIES, TRIGGERS
+from services.processor.outputs import SERVICE, Outputs, Source
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    initial: timedelta
+    maximum: timedelta
+
+
+def outcome_label(status: OutcomeStatus, reason: str | None) -> str:
+    """`expired:stale_trigger`: how a decision is remembered, so a redelivery repeats it."""
+    return f"{status.value}:{reason or ''}"
+
+
+def parse_label(label: str) -> tuple[OutcomeStatus, str | None]:
+    status, _, reason = label.partition(":")
+    return OutcomeStatus(status), reason or None
+
+
+class Recorder:
+    """Writes outcomes and dead letters, and retries lookups through database outages."""
+
+    def __init__(self, outputs: Outputs, retry: RetryPolicy, probes: Probes) -> None:
+        self.outputs = outputs
+        self.retry = retry
+        self.probes = probes
+
+    async def retrying(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work` until it stops failing transiently; readiness is off while it fails."""
+        attempt = 0
+        while True:
+            try:
+                result = await work()
+            except TransientFailure as exc:
+                attempt += 1
+                delay = backoff_delay(
+                    attempt,
+                    self.retry.initial,
+                    self.retry.maximum,
+                    random.random(),
+                    exc.retry_after,
+                )
+                DB_RETRIES.inc()
+                self.probes.not_ready("database", str(exc))
+                log.warning(
+                    "%s; retry %d in %.1fs (the trigger waits, nothing is dropped)",
+                    exc,
+                    attempt,
+                    delay.total_seconds(),
+                )
+                await asyncio.sleep(delay.total_seconds())
+                self.probes.beat()  # waiting on purpose is not a stalled loop
+                continue
+            if attempt:
+                self.probes.ready("database")
+                log.info("database lookups work again after %d retries", attempt)
+            return result
+
+    async def outcome(
+        self,
+        stage: str,
+        status: OutcomeStatus,
+        message_id: str,
+        *,
+        reason: str | None = None,
+        trigger_id: str | None = None,
+        campaign: str | None = None,
+        profile_id: str | None = None,
+        position: str = "",
+    ) -> str:
+        """Publish one terminal outcome; returns its label for the profile's state."""
+        await self.outputs.outcome(
+            Outcome(
+                status=status,
+                message_id=message_id,
+                service=SERVICE,
+                reason=reason,
+                trigger_id=trigger_id,
+                campaign=campaign,
+                profile_id=profile_id,
+                detail={"source": position} if position else {},
+            )
+        )
+        TRIGGERS.labels(stage, status.value).inc()
+        return outcome_label(status, reason)
+
+    async def invalid(self, stage: str, source: Source, exc: InvalidInput) -> None:
+        log.warning("dead-lettering %s: %s", source.position, exc)
+        await self.outputs.dead_letter(source, exc.reason, exc)
+        # the envelope had no readable messageId: its position names it
+        await self.outcome(
+            stage,
+            OutcomeStatus.INVALID,
+            source.position,
+            reason=exc.reason,
+            position=source.position,
+        )
+
+    async def failed(self, stage: str, source: Source, exc: Exception) -> None:
+        log.exception("unexpected error on %s; dead-lettered, the stream goes on", source.position)
+        reason = f"unexpected:{type(exc).__name__}"
+        await self.outputs.dead_letter(source, reason, exc)
+        await self.outcome(
+            stage, OutcomeStatus.FAILED, source.position, reason=reason, position=source.position
+        )
