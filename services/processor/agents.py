@@ -1,9 +1,31 @@
 """The faust agents: decode, call the rules, emit, record the outcome; one `try` per event.
 
 Stage 1 (`resolve`, on triggers.raw, keyed by mcId): decode, route, resolve the visitor to a
-profile, re-key by profile id. Stage 2 (`decide`, on the repartition topic): dedup against the
-profile's state, emit the email request. Every trigger ends in exactly one outcome here, unless it
-became an email request (the mailer records that outcome).
+profile, re-key by profile id. Triggers that only cancel (a purchase) are resolved too, so they
+reach their profile's state. Stage 2 (`decide`, on the repartition topic) applies the policies
+in this order, each ending the trigger with its outcome when it says no:
+
+1. dedup: the same messageId (`duplicate:repeat_message`), then the campaign's dedup window
+   (`duplicate:dedup_window`). First, because a repeat must be recognised even when it would
+   now fail a later check, and it needs no lookup.
+2. validity, from the trigger's own time (`expired`): still pure, and it stops a replay or a
+   backlog before any database work.
+3. consent and suppression list (`suppressed:no_consent`, `suppressed:<reason>`): needs the
+   profile (cached lookups), and must come before the cap so a request never sent never counts.
+4. frequency cap across the profile's non-transactional requests
+   (`suppressed:frequency_capped`); transactional campaigns bypass it.
+5. cancel window: a campaign with a `delay` holds the request in the profile's state (it counts
+   towards dedup and caps from now on); a `cancel_on` trigger in `[trigger time, due]` cancels
+   it (`cancelled`), including one that arrived first. A timer releases due holds through a
+   tick on the profile's partition, re-checking validity and suppression.
+6. quiet hours, on the wall clock in the profile's time zone: last, because only the actual
+   release time matters; the request gets `notBefore` = window end and the mailer waits.
+7. emit the email request (its outcome is the mailer's to record).
+
+Every trigger ends in exactly one outcome or one request. At-least-once delivery can hand the
+same triggers.raw record over again after a crash or rebalance: the profile's state remembers
+the record's position and decision, so a redelivery repeats that decision (same outcome, or a
+request with the same idempotency key) instead of calling it a duplicate of itself.
 
 No exception reaches faust's supervisor (it would ack the event and restart the agent, losing
 it): `InvalidInput` is dead-lettered with outcome `invalid`; a database outage
@@ -14,48 +36,33 @@ the trigger waits rather than being lost; anything else is a bug, dead-lettered 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
-from services.common.backoff import backoff_delay
-from services.common.errors import InvalidInput, TransientFailure
 from services.common.health import Probes
-from services.common.models import Outcome, OutcomeStatus
+from services.common.models import OutcomeStatus, utcnow
 from services.common.pipeline_config import PipelineConfig
 from services.common.serde import envelope_serde
 from services.processor.app import Wiring
-from services.processor.metrics import DB_RETRIES, LATENCY, TRIGGERS
-from services.processor.outputs import SERVICE, Source, source_of
+from services.processor.decisions import Decisions
+from services.processor.metrics import LATENCY, TRIGGERS
+from services.processor.outputs import Source, source_of
 from services.processor.profiles import ProfileStore
-from services.processor.rules.dedup import Dedup, dedup_decision
+from services.processor.recorder import Recorder, RetryPolicy
+from services.processor.rules.cancel import normal_trigger_id
 from services.processor.rules.enrichments import Enrichments, parse_enrichments
 from services.processor.rules.identity import identity_candidates, resolve_profile
-from services.processor.rules.request import build_email_request
 from services.processor.rules.routing import build_routes, route_trigger
-from services.processor.rules.state import (
-    ProfileState,
-    from_millis,
-    prune,
-    remember_message,
-    remember_request,
-)
+from services.processor.rules.state import to_millis
 from services.processor.rules.trigger import Trigger, trigger_from_record
+from services.common.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    initial: timedelta
-    maximum: timedelta
+__all__ = ["Pipeline", "RetryPolicy", "decode", "register_agents", "state_retention"]
 
 
 def decode(value: bytes | None) -> tuple[Trigger, Enrichments]:
@@ -75,7 +82,7 @@ def state_retention(config: PipelineConfig) -> timedelta:
 
 
 class Pipeline:
-    """What the agents do with one event; faust-free apart from the table it is handed."""
+    """What the agents do with one event; faust-free apart from the tables it is handed."""
 
     def __init__(
         self,
@@ -84,15 +91,20 @@ class Pipeline:
         store: ProfileStore,
         retry: RetryPolicy,
         probes: Probes,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.outputs = wiring.outputs
-        self.state = wiring.state
         self.config = config
         self.routes = build_routes(config)
-        self.retention = state_retention(config)
         self.store = store
-        self.retry = retry
         self.probes = probes
+        self.clock = clock
+        self.recorder = Recorder(wiring.outputs, retry, probes)
+        self.decisions = Decisions(
+            wiring, config, store, self.recorder, state_retention(config), clock
+        )
+        self.due = wiring.due
+        self._ticked: dict[str, float] = {}  # profile id -> monotonic time a tick may repeat
 
     # -- stage 1: triggers.raw -> repartition topic -------------------------------------------
 
@@ -102,17 +114,25 @@ class Pipeline:
         try:
             await self._route_and_resolve(source)
         except InvalidInput as exc:
-            await self._invalid("resolve", source, exc)
+            await self.recorder.invalid("resolve", source, exc)
         except Exception as exc:
-            await self._failed("resolve", source, exc)
+            await self.recorder.failed("resolve", source, exc)
         LATENCY.labels("resolve").observe(time.perf_counter() - started)
         self.probes.beat()
 
     async def _route_and_resolve(self, source: Source) -> None:
         trigger, enrichments = decode(source.value)
         campaign = route_trigger(trigger.trigger_id, self.routes)
-        if campaign is None:
-            await self._outcome("resolve", OutcomeStatus.UNROUTED, trigger, source, "no_campaign")
+        cancels = normal_trigger_id(trigger.trigger_id) in self.decisions.cancellers
+        if campaign is None and not cancels:
+            await self.recorder.outcome(
+                "resolve",
+                OutcomeStatus.UNROUTED,
+                trigger.message_id,
+                reason="no_campaign",
+                trigger_id=trigger.trigger_id,
+                position=source.position,
+            )
             return
         identity = self.config.identity
         candidates = identity_candidates(
@@ -121,12 +141,18 @@ class Pipeline:
             identity.declared_id_dimensions,
             identity.email_dimensions,
         )
-        found = await self._retrying(lambda: self.store.find_profiles(candidates))
+        found = await self.recorder.retrying(lambda: self.store.find_profiles(candidates))
         resolution = resolve_profile(candidates, found)
         if resolution is None:
             await self.outputs.unmatched(source, "no_profile")
-            await self._outcome(
-                "resolve", OutcomeStatus.UNMATCHED, trigger, source, "no_profile", campaign
+            await self.recorder.outcome(
+                "resolve",
+                OutcomeStatus.UNMATCHED,
+                trigger.message_id,
+                reason="no_profile",
+                trigger_id=trigger.trigger_id,
+                campaign=campaign,
+                position=source.position,
             )
             return
         await self.outputs.forward(resolution.profile_id, source)
@@ -138,182 +164,42 @@ class Pipeline:
         started = time.perf_counter()
         source = source_of(message)
         try:
-            await self._decide(source)
+            if source.is_release_tick:
+                profile_id = (source.key or b"").decode()
+                self._ticked.pop(profile_id, None)
+                await self.decisions.release(profile_id)
+            else:
+                trigger, enrichments = decode(source.value)
+                await self.decisions.decide(source, trigger, enrichments)
         except InvalidInput as exc:
-            await self._invalid("decide", source, exc)
+            await self.recorder.invalid("decide", source, exc)
         except Exception as exc:
-            await self._failed("decide", source, exc)
+            await self.recorder.failed("decide", source, exc)
         LATENCY.labels("decide").observe(time.perf_counter() - started)
         self.probes.beat()
 
-    async def _decide(self, source: Source) -> None:
-        trigger, enrichments = decode(source.value)
-        profile_id = (source.key or b"").decode()
-        campaign = route_trigger(trigger.trigger_id, self.routes)
-        if campaign is None or not profile_id:  # the routing file changed between the stages
-            await self._outcome("decide", OutcomeStatus.UNROUTED, trigger, source, "no_campaign")
-            return
-        policy = self.config.campaigns[campaign]
-        state = ProfileState.from_json(self.state.get(profile_id))
-        verdict = dedup_decision(
-            state, trigger.message_id, campaign, trigger.timestamp, policy.dedup_window
-        )
-        if verdict is Dedup.REPEAT_MESSAGE:
-            await self._outcome(
-                "decide",
-                OutcomeStatus.DUPLICATE,
-                trigger,
-                source,
-                verdict.value,
-                campaign,
-                profile_id,
-            )
-            return
-        if verdict is Dedup.WITHIN_WINDOW:
-            self._save(profile_id, remember_message(state, trigger.message_id, trigger.timestamp))
-            await self._outcome(
-                "decide",
-                OutcomeStatus.DUPLICATE,
-                trigger,
-                source,
-                verdict.value,
-                campaign,
-                profile_id,
-            )
-            return
-        profile = await self._retrying(lambda: self.store.profile(profile_id))
-        if profile is None:  # deleted since stage 1: re-drivable like any unmatched trigger
-            await self.outputs.unmatched(source, "profile_gone")
-            await self._outcome(
-                "decide",
-                OutcomeStatus.UNMATCHED,
-                trigger,
-                source,
-                "profile_gone",
-                campaign,
-                profile_id,
-            )
-            return
-        personalisation = self.config.personalisation
-        request = build_email_request(
-            campaign=campaign,
-            trigger=trigger,
-            enrichments=enrichments,
-            profile_id=profile.profile_id,
-            email=profile.email,
-            first_name=profile.first_name,
-            locale=profile.locale,
-            product_dimensions=personalisation.product_dimensions,
-            variable_dimensions=personalisation.variables,
-            validity=policy.validity,
-        )
-        await self.outputs.email_request(request)
-        state = remember_request(
-            remember_message(state, trigger.message_id, trigger.timestamp),
-            campaign,
-            trigger.timestamp,
-        )
-        self._save(profile_id, state)
-        TRIGGERS.labels("decide", "requested").inc()
+    # -- the release timer ----------------------------------------------------------------------
 
-    def _save(self, profile_id: str, state: ProfileState) -> None:
-        # Pruned on every write, relative to the trigger being handled: the value stays small
-        # and the compacted changelog keeps one record per profile.
-        times = [*state.seen.values(), *state.sent.values()]
-        if times:
-            newest = max(times)
-            state = prune(state, from_millis(newest), self.retention)
-        self.state[profile_id] = state.to_json()
-
-    # -- shared ---------------------------------------------------------------------------------
-
-    async def _retrying(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work` until it stops failing transiently; readiness is off while it fails."""
-        attempt = 0
-        while True:
-            try:
-                result = await work()
-            except TransientFailure as exc:
-                attempt += 1
-                delay = backoff_delay(
-                    attempt,
-                    self.retry.initial,
-                    self.retry.maximum,
-                    random.random(),
-                    exc.retry_after,
-                )
-                DB_RETRIES.inc()
-                self.probes.not_ready("database", str(exc))
-                log.warning(
-                    "%s; retry %d in %.1fs (the trigger waits, nothing is dropped)",
-                    exc,
-                    attempt,
-                    delay.total_seconds(),
-                )
-                await asyncio.sleep(delay.total_seconds())
-                self.probes.beat()  # waiting on purpose is not a stalled loop
+    async def release_due(self, interval: timedelta) -> int:
+        """Send a release tick for every local profile whose earliest hold is due; returns how
+        many. A profile is not ticked again until its tick is handled or a few intervals pass."""
+        now_ms = to_millis(self.clock())
+        mono = time.monotonic()
+        quiet = max(5 * interval.total_seconds(), 2.0)
+        ticked = 0
+        for key, due in list(self.due.items()):
+            if not isinstance(due, int) or due > now_ms or self._ticked.get(key, 0.0) > mono:
                 continue
-            if attempt:
-                self.probes.ready("database")
-                log.info("database lookups work again after %d retries", attempt)
-            return result
-
-    async def _outcome(
-        self,
-        stage: str,
-        status: OutcomeStatus,
-        trigger: Trigger,
-        source: Source,
-        reason: str | None = None,
-        campaign: str | None = None,
-        profile_id: str | None = None,
-    ) -> None:
-        await self.outputs.outcome(
-            Outcome(
-                status=status,
-                message_id=trigger.message_id,
-                service=SERVICE,
-                reason=reason,
-                trigger_id=trigger.trigger_id,
-                campaign=campaign,
-                profile_id=profile_id,
-                detail={"source": source.position},
-            )
-        )
-        TRIGGERS.labels(stage, status.value).inc()
-
-    async def _invalid(self, stage: str, source: Source, exc: InvalidInput) -> None:
-        log.warning("dead-lettering %s: %s", source.position, exc)
-        await self.outputs.dead_letter(source, exc.reason, exc)
-        await self.outputs.outcome(
-            Outcome(
-                status=OutcomeStatus.INVALID,
-                message_id=source.position,  # the envelope had no readable messageId
-                service=SERVICE,
-                reason=exc.reason,
-                detail={"source": source.position},
-            )
-        )
-        TRIGGERS.labels(stage, OutcomeStatus.INVALID.value).inc()
-
-    async def _failed(self, stage: str, source: Source, exc: Exception) -> None:
-        log.exception("unexpected error on %s; dead-lettered, the stream goes on", source.position)
-        reason = f"unexpected:{type(exc).__name__}"
-        await self.outputs.dead_letter(source, reason, exc)
-        await self.outputs.outcome(
-            Outcome(
-                status=OutcomeStatus.FAILED,
-                message_id=source.position,
-                service=SERVICE,
-                reason=reason,
-                detail={"source": source.position},
-            )
-        )
-        TRIGGERS.labels(stage, OutcomeStatus.FAILED.value).inc()
+            self._ticked[key] = mono + quiet
+            await self.outputs.release_tick(str(key))
+            ticked += 1
+        if len(self._ticked) > 10_000:
+            self._ticked = {k: v for k, v in self._ticked.items() if v > mono}
+        return ticked
 
 
-def register_agents(wiring: Wiring, pipeline: Pipeline) -> None:
-    """Attach both stages to the App; concurrency 1 keeps each partition in order."""
+def register_agents(wiring: Wiring, pipeline: Pipeline, release_interval: timedelta) -> None:
+    """Attach both stages and the release timer; concurrency 1 keeps each partition in order."""
     app = wiring.app
 
     @app.agent(wiring.triggers, name="resolve")  # type: ignore[misc]  # faust is untyped
@@ -325,3 +211,10 @@ def register_agents(wiring: Wiring, pipeline: Pipeline) -> None:
     async def decide(stream: Any) -> None:
         async for event in stream.events():
             await pipeline.on_resolved(event.message)
+
+    @app.timer(release_interval.total_seconds(), on_leader=False)  # type: ignore[misc]
+    async def release_due() -> None:
+        try:
+            await pipeline.release_due(release_interval)
+        except Exception:  # the timer must keep running; the next tick retries
+            log.exception("release timer failed; retrying at the next interval")
