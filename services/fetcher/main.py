@@ -46,6 +46,11 @@ def main(argv: list[str]) -> int:
             "TRIGGERLINE_FETCHER_CONSUMER: an upstream consumer name is required and must "
             "differ per environment"
         )
+    if not settings.auth_secret.get_secret_value():
+        raise ConfigurationError(
+            "TRIGGERLINE_FETCHER_AUTH_SECRET: the fetcher's credential at the auth service is "
+            "required (one of the entries of TRIGGERLINE_AUTH_CLIENTS)"
+        )
     if settings.replica_index >= settings.replica_count:
         raise ConfigurationError(
             "TRIGGERLINE_FETCHER_REPLICA_INDEX must be below TRIGGERLINE_FETCHER_REPLICA_COUNT"

@@ -88,7 +88,7 @@ class FetcherSettings(BaseSettings):
     auth_url: str = Field("http://127.0.0.1:7791", description="The auth service's base URL.")
     auth_client: str = Field("fetcher", description="This service's client name at auth.")
     auth_secret: SecretStr = Field(
-        SecretStr("local-fetcher-secret"), description="This service's credential at auth (secret)."
+        SecretStr(""), description="This service's credential at auth (secret); required."
     )
     transactional_id_prefix: str = Field(
         "triggerline-fetcher",
