@@ -9,6 +9,7 @@ HTTP, no transactions): the ratio says what the fetcher's exactly-once path cost
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -75,8 +76,11 @@ def payloads(count: int, seed: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def fetcher_run(settings: KafkaSettings, count: int, seed: int, threads: int) -> dict[str, Any]:
-    sim_port, auth_port, status_port = free_port(), free_port(), free_port()
+def fetcher_run(
+    settings: KafkaSettings, count: int, seed: int, threads: int, replicas: int
+) -> dict[str, Any]:
+    sim_port, auth_port = free_port(), free_port()
+    status_ports = [free_port() for _ in range(replicas)]
     run = uuid.uuid4().hex[:8]
     secret, fetcher_secret = uuid.uuid4().hex, uuid.uuid4().hex
     prefix = f"bench-{run}."
@@ -98,7 +102,7 @@ def fetcher_run(settings: KafkaSettings, count: int, seed: int, threads: int) ->
         "TRIGGERLINE_FETCHER_AUTH_SECRET": fetcher_secret,
         "TRIGGERLINE_FETCHER_CONSUMER": f"bench_{run}",
         "TRIGGERLINE_FETCHER_RESET": "earliest",
-        "TRIGGERLINE_FETCHER_MONITOR_SERVER_PORT": str(status_port),
+        "TRIGGERLINE_FETCHER_REPLICA_COUNT": str(replicas),
         "TRIGGERLINE_FETCHER_PROCESSING_THREADS": str(threads),
         "TRIGGERLINE_FETCHER_TRANSACTIONAL_ID_PREFIX": f"bench-{run}",
     }
@@ -112,30 +116,40 @@ def fetcher_run(settings: KafkaSettings, count: int, seed: int, threads: int) ->
         base = f"http://127.0.0.1:{sim_port}"
         _wait(lambda: requests.get(f"{base}/simulator/stats", timeout=2).json().get("done"), 600)
         _wait(lambda: requests.get(f"http://127.0.0.1:{auth_port}/readyz", timeout=2).ok, 60)
-        fetcher = subprocess.Popen([*cli, "fetcher"], env=env)
-        children.append(fetcher)
-        status_url = f"http://127.0.0.1:{status_port}/pipelined/status"
+        for index, port in enumerate(status_ports):
+            replica_env = {
+                **env,
+                "TRIGGERLINE_FETCHER_REPLICA_INDEX": str(index),
+                "TRIGGERLINE_FETCHER_MONITOR_SERVER_PORT": str(port),
+            }
+            children.append(subprocess.Popen([*cli, "fetcher"], env=replica_env))
+
+        def stats_of(port: int) -> dict[str, Any]:
+            url = f"http://127.0.0.1:{port}/pipelined/status"
+            body: dict[str, Any] = requests.get(url, timeout=2).json()["agents"][0]["stats"]
+            return body
 
         def processed() -> int:
-            try:
-                stats = requests.get(status_url, timeout=2).json()["agents"][0]["stats"]
-                return int(stats["trigger-processed"])
-            except (requests.RequestException, ValueError, KeyError):
-                return 0
+            total = 0
+            for port in status_ports:
+                with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+                    total += int(stats_of(port)["trigger-processed"])
+            return total
 
         _wait(lambda: processed() > 0, 120)
         first = time.perf_counter()
         _wait(lambda: processed() >= count, 1200, every=0.05)
         elapsed = time.perf_counter() - first
-        stats = requests.get(status_url, timeout=2).json()["agents"][0]["stats"]
+        stats = [stats_of(port) for port in status_ports]
         return {
             "envelopes": count,
             "seconds": round(elapsed, 3),
             "per_second": round(count / elapsed),
+            "replicas": replicas,
             "processing_threads": threads,
-            "pointer_flushes": stats["pointer-flushes"],
-            "average_pointer_flush_time_ms": stats["average-pointer-flush-time-ms"],
-            "bytes_read": stats["bytes-read"],
+            "pointer_flushes": sum(s["pointer-flushes"] for s in stats),
+            "average_pointer_flush_time_ms": max(s["average-pointer-flush-time-ms"] for s in stats),
+            "bytes_read": sum(s["bytes-read"] for s in stats),
         }
     finally:
         for child in reversed(children):
@@ -162,11 +176,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--envelopes", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--replicas", type=int, default=1, help="fetcher processes")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     settings = KafkaSettings()
     raw = raw_produce(settings, payloads(args.envelopes, args.seed))
-    fetched = fetcher_run(settings, args.envelopes, args.seed, args.threads)
+    fetched = fetcher_run(settings, args.envelopes, args.seed, args.threads, args.replicas)
     write_result(
         "fetcher_ingest",
         {

@@ -8,7 +8,6 @@ record raises `InvalidInput` with a reason that ends up in the DLQ headers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from services.common.errors import InvalidInput
 PIPELINE_MESSAGE = "com.adobe.mcloud.pipeline.pipelineMessage"
 TRIGGER = "com.adobe.mcloud.protocol.trigger"
 MAX_ENVELOPE_BYTES = 1_000_000  # upstream's own per-message limit
+_MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 @dataclass(frozen=True)
@@ -142,16 +142,17 @@ def _integer(parent: dict[str, Any], name: str) -> int:
     return number
 
 
-def _millis(parent: dict[str, Any], name: str) -> datetime:
-    """An epoch-milliseconds field as a UTC datetime.
+def _millis(parent: dict[str, Any], name: str) -> int:
+    """An epoch-milliseconds field, as the Avro `timestamp-millis` it becomes.
 
-    A value that is plainly epoch seconds (before year 2286 in seconds, i.e. under 1e10) is
-    accepted too: upstream mixes the units between fields and producers have mixed them within one.
+    A value that is plainly epoch seconds (under 1e10, i.e. before 2286 read as seconds) is
+    accepted too: upstream mixes the units between fields, and producers have mixed them within
+    one. Kept as an integer: readers get UTC datetimes from the logical type, and the fetcher
+    skips building a datetime per field on its hot path.
     """
     number = _integer(parent, name)
     if number < 10_000_000_000:
         number *= 1000
-    try:
-        return datetime.fromtimestamp(number / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise InvalidInput("bad_field", f"{name}={number} is not a time") from None
+    if number > _MAX_MILLIS:
+        raise InvalidInput("bad_field", f"{name}={number} is not a time")
+    return number

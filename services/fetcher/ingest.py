@@ -202,8 +202,8 @@ class IngestWorker:
                     raise item
                 if isinstance(item, list):
                     last_item = now
-                    for line in item:
-                        self._handle(producer, line, batch, expected)
+                    data = sum(self._handle(producer, line, batch, expected) for line in item)
+                    self._status.read(sum(map(len, item)), data, len(item) - data)
                 if flush_due(
                     batch.count,
                     timedelta(seconds=now - batch.first_at),
@@ -246,25 +246,24 @@ class IngestWorker:
 
     def _handle(
         self, producer: Producer, line: bytes, batch: _Batch, expected: dict[int, int]
-    ) -> None:
+    ) -> bool:
+        """Put one line into the open transaction; False for a SYNC ping (nothing to write)."""
         try:
             envelope = parse_envelope(line)
         except InvalidInput as exc:
-            self._status.read(len(line), data=True)
             self._open(producer, batch)
             self._dead_letter(producer, line, exc)
             batch.count += 1
-            return
+            return True
         if isinstance(envelope, Sync):
-            self._status.read(len(line), data=False)
-            return
-        self._status.read(len(line), data=True)
+            return False
         self._check_gap(envelope, expected)
         self._open(producer, batch)
         self._produce(producer, envelope)
         batch.pointer[envelope.partition] = envelope.offset + 1
         expected[envelope.partition] = envelope.offset + 1
         batch.count += 1
+        return True
 
     @staticmethod
     def _open(producer: Producer, batch: _Batch) -> None:

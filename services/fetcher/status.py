@@ -73,17 +73,17 @@ class FetcherStatus:
         with self._lock:
             self.last_failed = time.monotonic()
 
-    def read(self, size: int, data: bool) -> None:
+    def read(self, size: int, data: int, pings: int = 0) -> None:
+        """One network batch read: `data` DATA envelopes (malformed included), `pings` SYNCs."""
         BYTES.inc(size)
-        (RECEIVED if data else PINGS).inc()
+        RECEIVED.inc(data)
+        PINGS.inc(pings)
         with self._lock:
             self.bytes_read += size
-            if data:
-                self.received += 1
-                self.current_messages += 1
-                self.peak_messages = max(self.peak_messages, self.current_messages)
-            else:
-                self.pings += 1
+            self.received += data
+            self.current_messages += data
+            self.peak_messages = max(self.peak_messages, self.current_messages)
+            self.pings += pings
             self.last_alive = time.monotonic()
         PENDING.set(self.current_messages)
 

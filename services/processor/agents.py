@@ -42,6 +42,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.common.errors import InvalidInput
 from services.common.health import Probes
 from services.common.models import OutcomeStatus, utcnow
 from services.common.pipeline_config import PipelineConfig
@@ -58,7 +59,6 @@ from services.processor.rules.identity import identity_candidates, resolve_profi
 from services.processor.rules.routing import build_routes, route_trigger
 from services.processor.rules.state import to_millis
 from services.processor.rules.trigger import Trigger, trigger_from_record
-from services.common.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from services.processor.settings import ProcessorSettings
 from services.processor.transport import ProcessorApp
 
 STATE_TABLE = "profile-state"
+DUE_TABLE = "pending-due"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Wiring:
     triggers: Any  # faust topic: triggers.raw
     outputs: Outputs
     state: Any  # faust table: profile id -> ProfileState JSON
+    due: Any  # faust table: profile id -> earliest due time (epoch ms) of its held requests
 
 
 def broker_urls(kafka: KafkaSettings) -> list[str]:
@@ -98,4 +100,12 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
         options=options or None,
         help="Per-profile dedup, frequency-cap and pending-send state (ProfileState).",
     )
-    return Wiring(app=app, triggers=triggers, outputs=outputs, state=state)
+    due = app.Table(
+        DUE_TABLE,
+        default=None,
+        schema=faust.Schema(key_serializer="json", value_serializer="json"),
+        partitions=partitions,
+        options=options or None,
+        help="Profiles with held (delayed) email requests -> earliest due time, epoch ms.",
+    )
+    return Wiring(app=app, triggers=triggers, outputs=outputs, state=state, due=due)

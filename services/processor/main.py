@@ -14,9 +14,10 @@ from services.common.logsetup import configure_logging
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import unknown_variables
 from services.common.topics import TOPICS, TopicSpec
-from services.processor.agents import Pipeline, RetryPolicy, register_agents
+from services.processor.agents import Pipeline, register_agents
 from services.processor.app import make_app
 from services.processor.profiles import ProfileStore
+from services.processor.recorder import RetryPolicy
 from services.processor.settings import SETTINGS_CLASSES, load_settings
 from services.processor.web import register_pages
 
@@ -65,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         RetryPolicy(processor.db_retry_initial, processor.db_retry_max),
         probes,
     )
-    register_agents(wiring, pipeline)
+    register_agents(wiring, pipeline, processor.release_interval)
     register_pages(wiring.app, probes)
     log.info(
         "processor %s starting: campaigns %s, store %s, web %s:%d",

@@ -41,8 +41,8 @@ class Source:
     def origin(self) -> str:
         """The triggers.raw position this record started from (stage 1 adds `x-source`)."""
         for name, value in reversed(self.headers):
-            if name == "x-source":
-                return value.decode(errors="replace")
+            if name == "x-source" and value:
+                return value.decode(errors="replace") if isinstance(value, bytes) else value
         return self.position
 
     @property

@@ -74,6 +74,10 @@ class ProcessorSettings(BaseSettings):
     profile_cache_ttl: Duration = Field(
         timedelta(seconds=60), description="How long a cached lookup (hit or miss) is trusted."
     )
+    release_interval: Duration = Field(
+        timedelta(seconds=1),
+        description="How often held (delayed) email requests that are due are released.",
+    )
     db_retry_initial: Duration = Field(
         timedelta(milliseconds=200), description="First wait before retrying a failed DB lookup."
     )

@@ -55,7 +55,9 @@ def cancel_pending(
         if key in cancel_on.get(p.campaign, frozenset()) and p.trigger_at <= millis <= p.due_at
     ]
     for pending in cancelled:
-        state = forget_request(settle(state, pending.message_id), pending.campaign, pending.trigger_at)
+        state = forget_request(
+            settle(state, pending.message_id), pending.campaign, pending.trigger_at
+        )
     return state, cancelled
 
 

@@ -96,4 +96,6 @@ def sends_counted_by_caps(
     A cap protects the shopper's inbox, so it spans campaigns (Braze and Iterable cap per
     channel, not per campaign); receipts neither count nor are capped.
     """
-    return [at for campaign, times in sends.items() if campaign not in transactional for at in times]
+    return [
+        at for campaign, times in sends.items() if campaign not in transactional for at in times
+    ]

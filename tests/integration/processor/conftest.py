@@ -8,6 +8,7 @@ handles only what its test produces even though other tests share the topic.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import random
 import signal
@@ -18,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -201,3 +203,36 @@ def processor_factory(
     yield start
     for running in started:
         running.stop()
+
+
+def extra_shoppers(database_url: str, tag: str, count: int) -> list[Shopper]:
+    """More seeded shoppers for tests that need one profile per case."""
+    base = random.randrange(10_000_000)
+    added = [
+        dataclasses.replace(
+            shopper(base + i),
+            profile_id=f"P-{tag}-{i}",
+            mcid=random_mcid(),
+            declared_id=f"D{tag.upper()}{i}",
+            email=f"shopper{i}.{tag}@example.com",
+        )
+        for i in range(count)
+    ]
+    seed_database(database_url, added)
+    return added
+
+
+def write_routing(path: Path, routes: dict[str, str], campaigns: dict[str, Any]) -> Path:
+    """A routing file (trigger id -> campaign, "" for cancel-only triggers) with campaigns."""
+    document = {
+        "topics": [
+            {
+                "name": "triggers",
+                "consumer": "triggerline_test",
+                "triggers": [{"name": t, "jsConnector": c} for t, c in routes.items()],
+            }
+        ],
+        "campaigns": {name: {"template": "cart_abandonment", **c} for name, c in campaigns.items()},
+    }
+    path.write_text(json.dumps(document, indent=2))
+    return path

@@ -6,60 +6,30 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import cast
 
 import pytest
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 
-from services.common.kafka import Headers, header
-from services.common.models import EmailRequest, Outcome, OutcomeStatus
-from services.common.serde import email_request_serde, outcome_serde
+from services.common.models import OutcomeStatus
 from services.common.topics import TOPICS
 from services.processor.rules.keys import idempotency_key
 from services.simulator.catalog import UNKNOWN_TRIGGER_ID
 from services.simulator.population import Shopper
 from tests.conftest import Consumed
 from tests.integration.processor.conftest import RunningProcessor, seed_database
+from tests.integration.processor.records import (
+    as_outcomes,
+    as_requests,
+    header_of,
+    outcomes_for,
+    produce,
+    requests_for,
+)
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
 
 pytestmark = pytest.mark.kafka
 
 CART = TOPICS.emails("cart_abandonment").name
-
-
-def produce(producer: Producer, *records: tuple[bytes, bytes]) -> None:
-    for key, value in records:
-        producer.produce(TOPICS.triggers_raw.name, key=key, value=value)
-    assert producer.flush(10) == 0
-
-
-def requests_for(message_ids: set[str]) -> Callable[[Message], bool]:
-    def match(message: Message) -> bool:
-        record = email_request_serde().decode(message.value())
-        return EmailRequest.from_record(record).message_id in message_ids
-
-    return match
-
-
-def outcomes_for(message_ids: set[str]) -> Callable[[Message], bool]:
-    def match(message: Message) -> bool:
-        return Outcome.from_record(outcome_serde().decode(message.value())).message_id in (
-            message_ids
-        )
-
-    return match
-
-
-def header_of(message: Message, name: str) -> str | None:
-    return header(cast(Headers, message.headers()), name)
-
-
-def as_requests(consumed: Consumed) -> list[EmailRequest]:
-    return [EmailRequest.from_record(email_request_serde().decode(v)) for v in consumed.values()]
-
-
-def as_outcomes(consumed: Consumed) -> list[Outcome]:
-    return [Outcome.from_record(outcome_serde().decode(v)) for v in consumed.values()]
 
 
 def test_cart_trigger_becomes_one_email_request(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from services.processor.rules.dedup import Dedup, dedup_decision
 from services.processor.rules.state import (
+    Pending,
     ProfileState,
+    forget_request,
     prune,
     remember_message,
     remember_request,
@@ -62,3 +65,24 @@ def test_json_round_trip_and_garbage_is_no_state() -> None:
     assert ProfileState.from_json(state.to_json()) == state
     assert ProfileState.from_json(None) == ProfileState()
     assert ProfileState.from_json({"seen": "x", "sends": {"c": "y"}}) == ProfileState()
+
+
+def test_seen_keeps_the_source_and_result_and_reads_the_old_format() -> None:
+    state = remember_message(ProfileState(), "m", T0, "triggers.raw:3:17", "request")
+    assert ProfileState.from_json(state.to_json()) == state
+    old = ProfileState.from_json({"seen": {"m": to_millis(T0)}, "sent": {}, "sends": {}})
+    assert old.seen["m"].at == to_millis(T0) and old.seen["m"].result == ""
+
+
+def test_forget_request_undoes_one_request() -> None:
+    state = remember_request(remember_request(ProfileState(), "cart", T0 - DAY), "cart", T0)
+    state = forget_request(state, "cart", to_millis(T0))
+    assert state.sends["cart"] == (to_millis(T0 - DAY),)
+    assert state.sent["cart"] == to_millis(T0 - DAY)
+    assert forget_request(state, "cart", to_millis(T0 - DAY)) == ProfileState()
+
+
+def test_prune_keeps_held_requests() -> None:
+    pending = Pending("cart", "m", "t", to_millis(T0 - 3 * DAY), to_millis(T0 - 3 * DAY), "r")
+    state = replace(ProfileState(), pending={"m": pending})
+    assert prune(state, T0, DAY).pending == {"m": pending}
