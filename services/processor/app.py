@@ -73,6 +73,10 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
         broker_commit_every=settings.commit_every,
         broker_commit_interval=settings.commit_interval.total_seconds(),
         consumer_group_instance_id=settings.instance_name or None,
+        # A killed worker's partitions move after the session timeout; heartbeats stay well
+        # inside it (Kafka's rule of thumb: a third at most).
+        broker_session_timeout=settings.session_timeout.total_seconds(),
+        broker_heartbeat_interval=min(3.0, settings.session_timeout.total_seconds() / 3),
         consumer_auto_offset_reset=settings.auto_offset_reset,
         web_enabled=True,
         web_bind=settings.web_host,

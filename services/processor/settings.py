@@ -59,6 +59,11 @@ class ProcessorSettings(BaseSettings):
     commit_interval: Duration = Field(
         timedelta(seconds=1), description="Longest time between offset commits."
     )
+    session_timeout: Duration = Field(
+        timedelta(seconds=60),
+        description="Consumer session timeout: how long a silent worker keeps its partitions; "
+        "longer than a rolling restart under static membership.",
+    )
     commit_every: int = Field(1000, description="Commit after this many acked events.", ge=1)
     standby_replicas: int = Field(1, description="Standby copies of each table partition.", ge=0)
     replication_factor: int = Field(

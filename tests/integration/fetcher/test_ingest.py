@@ -131,3 +131,24 @@ def test_malformed_envelopes_go_to_the_dlq_with_an_outcome_and_the_stream_goes_o
     outcome = Outcome.from_record(outcome_serde().decode(outcomes.messages[0].value()))
     assert outcome.status is OutcomeStatus.INVALID and outcome.reason == "not_json"
     assert _wait_status(fetcher)["agents"][0]["stats"]["trigger-failures"] == 1
+
+
+def test_two_replicas_split_the_partitions_without_overlap(
+    stack: Stack, fetcher_factory: Callable[..., FetcherProcess], consume_until: Any
+) -> None:
+    total = 3000
+    simulator, auth = stack(simulator={"generate": True, "triggers": total, "rate": 0, "seed": 9})
+    replicas = [
+        fetcher_factory(simulator.url, auth.url, replica_count="2", replica_index=str(index))
+        for index in range(2)
+    ]
+    for replica in replicas:
+        replica.start()
+    consumed = consume_until([replicas[0].topics.triggers_raw.name], total, deadline=60, settle=2)
+    positions = _positions(consumed)
+    assert len(positions) == total and max(positions.values()) == 1
+    owned = []
+    for replica in replicas:
+        offsets = _wait_status(replica)["agents"][0]["pointer"]["current-offsets"]
+        owned.append({int(item.split(":")[0]) for item in offsets.split(",")})
+    assert owned[0] == set(range(0, 15, 2)) and owned[1] == set(range(1, 15, 2))

@@ -150,6 +150,12 @@ class RunningProcessor:
             time.sleep(0.3)
         pytest.fail(f"processor web server never answered:\n{self.log_tail()}")
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no final commit, as when a node dies."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def stop(self, timeout: float = 40.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -170,7 +176,10 @@ def processor_factory(
     started: list[RunningProcessor] = []
     start_group_at_end(kafka_bootstrap, app_id, TOPICS.triggers_raw.name)
 
-    def start(extra_env: dict[str, str] | None = None) -> RunningProcessor:
+    def start(
+        extra_env: dict[str, str] | None = None, state_dir: str | None = None
+    ) -> RunningProcessor:
+        """One more worker; `state_dir` reuses a state directory (a restart), else a new one."""
         index = len(started)
         port = free_port()
         env = {
@@ -178,7 +187,7 @@ def processor_factory(
             "TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
             "TRIGGERLINE_DB_URL": database_url,
             "TRIGGERLINE_PROCESSOR_APP_ID": app_id,
-            "TRIGGERLINE_PROCESSOR_DATA_DIR": str(tmp_path / f"state-{index}"),
+            "TRIGGERLINE_PROCESSOR_DATA_DIR": str(tmp_path / (state_dir or f"state-{index}")),
             "TRIGGERLINE_PROCESSOR_WEB_PORT": str(port),
             "TRIGGERLINE_PROCESSOR_REPARTITION_TOPIC": f"test.by-profile.{unique}",
             "TRIGGERLINE_PROCESSOR_COMMIT_INTERVAL": "0.5s",
