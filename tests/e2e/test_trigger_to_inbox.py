@@ -16,6 +16,7 @@ from pathlib import Path
 
 import requests
 
+from services.common.kafka import make_admin
 from services.common.settings import KafkaSettings
 from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
 from services.simulator.catalog import CART_ABANDONMENT
@@ -122,6 +123,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         topics_prefix=f"e2e-{unique}.",
         generate=False,
     )
+    unique_prefixes = (options.topics_prefix, options.processor_app_id)
     env = local_environment(options, unique)
     env["TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
     env["TRIGGERLINE_PROCESSOR_STORE"] = "memory"
@@ -151,3 +153,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         assert not stack.dead(), [c.command for c in stack.dead()]
     finally:
         stack.stop()
+        admin = make_admin(kafka_settings)
+        ours = [n for n in admin.list_topics(timeout=10).topics if n.startswith(unique_prefixes)]
+        if ours:
+            admin.delete_topics(ours, operation_timeout=30)

@@ -97,3 +97,6 @@ def fetcher_factory(
     yield make
     for fetcher in started:
         fetcher.stop()
+    if started:  # leave the shared broker as we found it
+        names = [spec.name for spec in started[0].topics.fixed()]
+        make_admin(kafka_settings).delete_topics(names, operation_timeout=30)
