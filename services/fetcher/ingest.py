@@ -8,29 +8,21 @@ flushes, plus the pointer that covers it, is one Kafka transaction.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from services.common.backoff import Backoff
-from services.common.dlq import dead_letter_headers
-from services.common.errors import InvalidInput, PermanentFailure, TransientFailure
-from services.common.kafka import Headers
-from services.common.models import Outcome, OutcomeStatus
-from services.common.serde import envelope_serde, outcome_serde
-from services.common.topics import TOPICS
-from services.fetcher.envelopes import Data, Sync, parse_envelope
-from services.fetcher.pointer import pointer_key, pointer_value
+from services.common.errors import PermanentFailure, TransientFailure
 from services.fetcher.rules.flush import FlushLimits, flush_due
 from services.fetcher.status import FetcherStatus
+from services.fetcher.transaction import IngestTransaction, ProducerBroken, TransactionAborted
 from services.fetcher.upstream import StreamRequest, Unauthorized, UpstreamStream
 
 log = logging.getLogger(__name__)
@@ -43,24 +35,6 @@ _END = object()
 class Tokens(Protocol):
     def token(self) -> str: ...
     def invalidate(self, token: str) -> None: ...
-
-
-@dataclass
-class _Batch:
-    """What the open transaction holds."""
-
-    count: int = 0
-    first_at: float = 0.0
-    open: bool = False
-    pointer: dict[int, int] = field(default_factory=dict)
-
-
-class _Aborted(Exception):
-    """The transaction was aborted: restart the stream from the committed pointer."""
-
-
-class _ProducerBroken(Exception):
-    """The producer could not even abort: replace it (the new one fences the old)."""
 
 
 class IngestWorker:
@@ -104,8 +78,6 @@ class IngestWorker:
         self._sync_interval_ms = sync_interval_ms
         self._backoff = backoff or Backoff()
         self._on_fatal = on_fatal
-        self._envelopes = envelope_serde()
-        self._outcomes = outcome_serde()
         self._last_token = ""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -153,10 +125,10 @@ class IngestWorker:
                 self._status.failed_connection("refused")
                 log.error("%s: %s; check the pipeline endpoint and topic", self.name, exc)
                 self._stop.wait(self._backoff.cap.total_seconds())
-            except _Aborted:
+            except TransactionAborted:
                 attempt += 1  # the producer is fine; re-read from the committed pointer
                 self._stop.wait(self._backoff.delay(attempt).total_seconds())
-            except (KafkaException, _ProducerBroken) as exc:
+            except (KafkaException, ProducerBroken) as exc:
                 error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
                 if error is not None and error.code() == KafkaError._FENCED:
                     # Another process holds this transactional id: this one is the zombie.
@@ -185,7 +157,7 @@ class IngestWorker:
             target=self._read, args=(request, token, lines), name=f"{self.name}-reader", daemon=True
         )
         reader.start()
-        batch = _Batch()
+        batch = self._transaction(producer)
         last_item = time.monotonic()
         expected = dict(request.assign)
         try:
@@ -202,7 +174,7 @@ class IngestWorker:
                     raise item
                 if isinstance(item, list):
                     last_item = now
-                    data = sum(self._handle(producer, line, batch, expected) for line in item)
+                    data = sum(batch.add(line, expected) for line in item)
                     self._status.read(sum(map(len, item)), data, len(item) - data)
                 if flush_due(
                     batch.count,
@@ -210,22 +182,32 @@ class IngestWorker:
                     timedelta(seconds=now - last_item),
                     self._limits,
                 ):
-                    self._commit(producer, batch)
-                    batch = _Batch()
+                    self._pointers.update(batch.commit())
+                    batch = self._transaction(producer)
             if batch.open:
-                self._commit(producer, batch)
+                self._pointers.update(batch.commit())
         except (TransientFailure, PermanentFailure):
             # Upstream broke, Kafka did not: what was read are whole envelopes, so commit them
             # with their pointer and resume after them (a half envelope was never parsed).
             if batch.open:
-                self._commit(producer, batch)
+                self._pointers.update(batch.commit())
             raise
         except BaseException:
             if batch.open:
-                self._abort(producer, batch)
+                batch.abort()
             raise
 
-    def _wait_time(self, batch: _Batch, last_item: float) -> float:
+    def _transaction(self, producer: Producer) -> IngestTransaction:
+        return IngestTransaction(
+            producer,
+            name=self.name,
+            topic=self._topic,
+            group=self._group,
+            status=self._status,
+            stopping=self._stop.is_set,
+        )
+
+    def _wait_time(self, batch: IngestTransaction, last_item: float) -> float:
         if batch.count == 0:
             return 0.5
         now = time.monotonic()
@@ -243,142 +225,3 @@ class IngestWorker:
             lines.put(_END)
         except BaseException as exc:
             lines.put(exc)
-
-    def _handle(
-        self, producer: Producer, line: bytes, batch: _Batch, expected: dict[int, int]
-    ) -> bool:
-        """Put one line into the open transaction; False for a SYNC ping (nothing to write)."""
-        try:
-            envelope = parse_envelope(line)
-        except InvalidInput as exc:
-            self._open(producer, batch)
-            self._dead_letter(producer, line, exc)
-            batch.count += 1
-            return True
-        if isinstance(envelope, Sync):
-            return False
-        self._check_gap(envelope, expected)
-        self._open(producer, batch)
-        self._produce(producer, envelope)
-        batch.pointer[envelope.partition] = envelope.offset + 1
-        expected[envelope.partition] = envelope.offset + 1
-        batch.count += 1
-        return True
-
-    @staticmethod
-    def _open(producer: Producer, batch: _Batch) -> None:
-        """Begin the transaction with its first record (SYNC pings produce nothing)."""
-        if not batch.open:
-            producer.begin_transaction()
-            batch.open = True
-            batch.first_at = time.monotonic()
-
-    def _check_gap(self, envelope: Data, expected: dict[int, int]) -> None:
-        """A first offset beyond the stored pointer means upstream no longer held the data."""
-        want = expected.get(envelope.partition, -1)
-        if want >= 0 and envelope.offset > want:
-            skipped = envelope.offset - want
-            self._status.reset_detected(skipped)
-            log.error(
-                "%s: DATA LOSS upstream: partition %d resumed at offset %d, pointer was %d; "
-                "%d messages expired before they were read",
-                self.name,
-                envelope.partition,
-                envelope.offset,
-                want,
-                skipped,
-            )
-
-    def _produce(self, producer: Producer, envelope: Data) -> None:
-        headers: Headers = [
-            ("upstream-topic", self._topic.encode()),
-            ("upstream-partition", str(envelope.partition).encode()),
-            ("upstream-offset", str(envelope.offset).encode()),
-            ("message-id", envelope.message_id.encode()),
-        ]
-        self._send(
-            producer,
-            TOPICS.triggers_raw.name,
-            envelope.key.encode(),
-            self._envelopes.encode(envelope.record),
-            headers,
-        )
-
-    def _dead_letter(self, producer: Producer, line: bytes, error: InvalidInput) -> None:
-        self._status.failed_envelope()
-        log.warning("%s: malformed envelope to %s: %s", self.name, TOPICS.triggers_dlq.name, error)
-        headers = dead_letter_headers(
-            service="fetcher",
-            reason=error.reason,
-            error=error,
-            source_topic=f"pipeline:{self._topic}",
-            source_partition=-1,
-            source_offset=-1,
-        )
-        self._send(producer, TOPICS.triggers_dlq.name, None, line, headers)
-        message_id = "sha256:" + hashlib.sha256(line).hexdigest()[:32]
-        outcome = Outcome(OutcomeStatus.INVALID, message_id, "fetcher", reason=error.reason)
-        self._send(
-            producer,
-            TOPICS.outcomes.name,
-            message_id.encode(),
-            self._outcomes.encode(outcome.to_record()),
-            None,
-        )
-
-    @staticmethod
-    def _send(
-        producer: Producer,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: Headers | None,
-    ) -> None:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=headers)
-                producer.poll(0)
-                return
-            except BufferError:
-                producer.poll(0.1)  # local queue full: let deliveries drain
-
-    def _commit(self, producer: Producer, batch: _Batch) -> None:
-        for partition, offset in batch.pointer.items():
-            self._send(
-                producer,
-                TOPICS.fetcher_pointers.name,
-                pointer_key(self._group, self._topic, partition),
-                pointer_value(offset),
-                None,
-            )
-        started = time.monotonic()
-        while True:
-            try:
-                producer.commit_transaction(30)
-                break
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if error.retriable() and not self._stop.is_set():
-                    # Kafka unavailable: hold here (reading pauses) until it returns.
-                    log.warning("%s: commit waiting for Kafka: %s", self.name, error)
-                    continue
-                if error.txn_requires_abort():
-                    self._abort(producer, batch)
-                    raise _Aborted() from exc
-                raise
-        self._pointers.update(batch.pointer)
-        self._status.flushed(self._topic, batch.pointer, batch.count, time.monotonic() - started)
-
-    def _abort(self, producer: Producer, batch: _Batch) -> None:
-        log.warning(
-            "%s: aborting a transaction of %d envelopes; resuming from the pointer",
-            self.name,
-            batch.count,
-        )
-        self._status.aborted(batch.count)
-        batch.open = False
-        try:
-            producer.poll(0)  # serve pending delivery reports, which abort waits for
-            producer.abort_transaction(30)
-        except KafkaException as exc:
-            raise _ProducerBroken(exc.args[0] if exc.args else exc) from exc
