@@ -48,10 +48,14 @@ test: setup ## start Kafka and PostgreSQL, run every test, stop what it started
 	deploy/local/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## ruff check, ruff format --check, mypy --strict
+lint: setup ## ruff check, ruff format --check, mypy --strict, derived files up to date
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
+	$(BIN)/triggerline manifests --check
+	@if command -v kubectl >/dev/null; then \
+	  for o in deploy/k8s/overlays/*/; do kubectl kustomize $$o >/dev/null || exit 1; done; \
+	  echo "kustomize: overlays render"; fi
 
 .PHONY: format
 format: setup ## apply ruff's formatting and safe fixes
@@ -63,8 +67,9 @@ topics: setup kafka-up ## create the declared topics on the local broker
 	$(BIN)/triggerline topics create
 
 .PHONY: docs
-docs: setup ## regenerate docs/configuration.md's settings reference
+docs: setup ## regenerate docs/configuration.md's settings reference and the derived manifests
 	$(BIN)/triggerline config docs --write
+	$(BIN)/triggerline manifests
 
 .PHONY: clean
 clean: ## stop local services and remove local state (var/, broker data)
