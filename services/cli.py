@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("services.ops.stack", "run the whole local stack (what `make run` calls)"),
     "config": ("services.ops.configuration", "check settings and routing, print the reference"),
     "manifests": ("services.ops.manifests", "regenerate the Kubernetes files derived from code"),
+    "status": ("services.ops.status", "consumer lag, dead letters waiting, fetcher indicators"),
     "replay": ("services.ops.replay", "rewind a stopped group, or re-drive dead letters"),
 }
 

@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -259,6 +258,6 @@ def test_quiet_hours_defer_to_the_window_end_in_the_profile_zone(
     requests, outcomes = results(consume_until, ids, 2, 0)
     assert set(requests) == ids and outcomes == {}, running.log_tail()
     expected = quiet_hours_end(datetime.now(UTC), start_at, end_at, zone)
-    assert expected is not None and isinstance(start_at, clock_time)
+    assert expected is not None
     assert requests[deferred.message_id].not_before == expected
     assert requests[direct.message_id].not_before is None
