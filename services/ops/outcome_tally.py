@@ -17,7 +17,7 @@ from services.common.topics import TOPICS
 class OutcomeTally:
     """Reads `outcomes` from the offsets it found at creation; counts outcome labels."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str | None = None) -> None:
         self._consumer = Consumer(
             {
                 **settings.client_config(),
@@ -26,7 +26,7 @@ class OutcomeTally:
                 "isolation.level": "read_committed",
             }
         )
-        name = TOPICS.outcomes.name
+        name = topic or TOPICS.outcomes.name
         partitions = self._consumer.list_topics(name, timeout=30).topics[name].partitions
         starts = [
             TopicPartition(name, p, high_watermark(self._consumer, name, p)) for p in partitions
