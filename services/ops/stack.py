@@ -69,6 +69,7 @@ class StackOptions:
     processor_app_id: str = PROCESSOR_APP_ID
     topics_prefix: str = ""
     generate: bool = True
+    visitors: int | None = None  # None: as many as profiles (every visitor has a profile)
 
 
 def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
@@ -179,7 +180,7 @@ class LocalStack:
         self._start("smtp-sink", "--port", str(ports["smtp"]), "--maildir", str(o.var / "mail"))
         generation = (
             ["--triggers", str(o.triggers), "--rate", str(o.rate), "--seed", str(o.seed),
-             "--profiles", str(o.profiles), "--visitors", str(max(o.profiles, 1))]
+             "--profiles", str(o.profiles), "--visitors", str(o.visitors or max(o.profiles, 1))]
             if o.generate
             else ["--no-generate"]
         )  # fmt: skip

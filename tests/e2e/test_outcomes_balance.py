@@ -46,6 +46,7 @@ def test_every_trigger_of_a_mixed_stream_ends_in_exactly_one_outcome(
         ports={name: _free_port() for name in SERVICES_WITH_PORTS},
         processor_app_id=f"e2e-mix-{unique}",
         topics_prefix=f"e2e-mix-{unique}.",
+        visitors=260,  # visitors 200..259 have no profile
     )
     env = local_environment(options, unique)
     env.update(
