@@ -41,7 +41,10 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": name,
-        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+        "command": " ".join(
+            [".venv/bin/python", "-m", f"bench.{Path(sys.argv[0]).stem}"]
+            + [shlex.quote(a) for a in sys.argv[1:]]
+        ),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         **result,
