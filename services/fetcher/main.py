@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
 
     stop = threading.Event()
     probes = Probes()
+    probes.not_ready("pointer", "reading the committed upstream pointer")
     routing: dict[str, Any] = {
         topic.name: {route.name: route.js_connector for route in topic.triggers}
         for topic in pipeline.topics
@@ -146,6 +147,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     for worker in workers:
         worker.start()
+    probes.ready("pointer")
     log.info(
         "fetcher up: %d workers, status on :%d/pipelined/status",
         len(workers),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -47,11 +49,17 @@ def _wait_status(fetcher: FetcherProcess, deadline: float = 30) -> dict[str, Any
 
 
 def test_every_upstream_message_lands_once_with_its_headers(
-    stack: Stack, fetcher_factory: Callable[..., FetcherProcess], consume_until: Any
+    stack: Stack,
+    fetcher_factory: Callable[..., FetcherProcess],
+    consume_until: Any,
+    tmp_path: Path,
 ) -> None:
     total = 400
     simulator, auth = stack(simulator={"generate": True, "triggers": total, "rate": 0, "seed": 3})
-    fetcher = fetcher_factory(simulator.url, auth.url)
+    dump = tmp_path / "pipelined.json"
+    fetcher = fetcher_factory(
+        simulator.url, auth.url, dump_state_period_sec="0.5", dump_state_path=str(dump)
+    )
     fetcher.start()
     consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=60, settle=2)
     positions = _positions(consumed)
@@ -66,6 +74,12 @@ def test_every_upstream_message_lands_once_with_its_headers(
     assert status["stats"]["pointer-flushes"] >= 1
     assert status["stats"]["ping-received"] >= 1
     assert len(status["pointer"]["current-offsets"].split(",")) == 15
+    # dumpStatePeriodSec: the same document, written to a file
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not dump.exists():
+        time.sleep(0.2)
+    dumped = json.loads(dump.read_text())
+    assert dumped["agents"][0]["consumer"] == status["consumer"]
 
 
 def test_kill_minus_nine_at_random_moments_loses_and_repeats_nothing(
