@@ -42,12 +42,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn_unknown_variables(command: str) -> None:
+    """A `TRIGGERLINE_*` variable no setting reads is usually a typo: say so before starting."""
+    from services.common.settings import unknown_variables
+    from services.ops.configuration import all_settings
+
+    for name in unknown_variables(all_settings()):
+        print(
+            f"triggerline {command}: warning: {name} is set but no setting reads it",
+            file=sys.stderr,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
         parser.print_help()
         return 0 if not args or args[0] in ("-h", "--help") else 2
+    _warn_unknown_variables(args[0])
     module_name, _ = COMMANDS[args[0]]
     entry: Callable[[list[str]], int] = importlib.import_module(module_name).main
     try:
