@@ -405,7 +405,10 @@ def main() -> int:
             "notes": (
                 "2 CPU cores shared with other engineers' test runs and the local broker on the "
                 "same machine; modest sizes; each phase uses fresh TRIGGERLINE_TOPICS_PREFIX "
-                "topics and a SQLite profile database; store rocksdb, standby replicas 0"
+                "topics and a SQLite profile database; store rocksdb, standby replicas 0; one "
+                "worker is CPU-bound on one core (faust/aiokafka per-event work, two Avro "
+                "decodes, RocksDB and changelog writes per trigger), so two workers on two "
+                "shared cores cannot double it"
             ),
         },
     )

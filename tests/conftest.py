@@ -100,7 +100,10 @@ def consume_until(kafka_bootstrap: str, unique: str) -> Iterator[Callable[..., C
         deadline: float = 60.0,
         match: Callable[[Message], bool] = lambda m: True,
         settle: float = 0.0,
+        distinct: Callable[[Message], object] | None = None,
     ) -> Consumed:
+        """`count` matching messages, or `count` distinct `distinct(message)` values when
+        redelivery may repeat some (at-least-once)."""
         consumer = Consumer(
             {
                 "bootstrap.servers": kafka_bootstrap,
@@ -114,12 +117,19 @@ def consume_until(kafka_bootstrap: str, unique: str) -> Iterator[Callable[..., C
         consumer.subscribe(topics)
         found: list[Message] = []
         end = time.monotonic() + deadline
-        while time.monotonic() < end and len(found) < count:
+        seen: set[object] = set()
+
+        def reached() -> bool:
+            return (len(seen) if distinct else len(found)) >= count
+
+        while time.monotonic() < end and not reached():
             message = consumer.poll(0.2)
             if message is None or message.error():
                 continue
             if match(message):
                 found.append(message)
+                if distinct is not None:
+                    seen.add(distinct(message))
         # optionally keep reading a little to catch extras (duplicates) beyond the count
         settle_end = time.monotonic() + settle
         while time.monotonic() < settle_end:

@@ -11,6 +11,7 @@ portable SQL, so SQLite and PostgreSQL behave alike.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -35,6 +36,7 @@ from sqlalchemy.sql.elements import BindParameter
 from services.common.db.tables import deliveries
 from services.common.errors import TransientFailure
 from services.common.models import EmailRequest
+from services.mailer.groupcommit import GroupCommit
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -77,6 +79,9 @@ class ClaimStore:
         self._engine = engine
         self._instance = instance
         self._timeout = timeout
+        # The sending threads' `mark_sent` calls share transactions (one commit, one write
+        # lock on SQLite, one round trip on PostgreSQL); each returns once its own row is saved.
+        self._sent: GroupCommit[tuple[str, str, datetime]] = GroupCommit(self._write_sent)
 
     def claim(self, request: EmailRequest, now: datetime) -> Claim:
         """Insert a pending row, or take over a released or stale one; never both for two callers.
@@ -84,49 +89,66 @@ class ClaimStore:
         The takeover is one conditional UPDATE, so of two instances racing for a stale claim the
         database lets exactly one win.
         """
+        return self.claim_many([request], now)[0]
+
+    def claim_many(self, requests: Sequence[EmailRequest], now: datetime) -> list[Claim]:
+        """`claim` for every request of a poll, in one transaction; one answer per request.
+
+        One multi-row `INSERT ... ON CONFLICT DO NOTHING RETURNING` claims the new keys; only
+        the keys that already had a row go on to the conditional takeover and a read of their
+        row, so each key is still decided on its own row. A key twice in `requests` is claimed
+        once; its later copies find it busy, as they would in two separate polls.
+        """
+        first: dict[str, EmailRequest] = {}
+        for request in requests:
+            first.setdefault(request.idempotency_key, request)
+        claims: dict[str, Claim] = {}
         try:
             with self._engine.begin() as conn:
-                if self._insert(conn, request, DeliveryStatus.PENDING, now, holder=self._instance):
-                    return Claim(ClaimState.CLAIMED, DeliveryStatus.PENDING, 1)
-                taken = conn.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.idempotency_key == request.idempotency_key,
-                        deliveries.c.status == DeliveryStatus.PENDING.value,
-                        or_(
-                            deliveries.c.claimed_by.is_(None),
-                            deliveries.c.claimed_at < now - self._timeout,
-                        ),
-                    )
-                    .values(
-                        claimed_by=self._instance,
-                        claimed_at=now,
-                        updated_at=now,
-                        attempts=deliveries.c.attempts + 1,
-                    )
-                    .returning(deliveries.c.attempts)
-                ).first()
-                row = conn.execute(
-                    select(
-                        deliveries.c.status,
-                        deliveries.c.attempts,
-                        deliveries.c.smtp_message_id,
-                        deliveries.c.claimed_at,
-                    ).where(deliveries.c.idempotency_key == request.idempotency_key)
-                ).one()
+                # Keys in sorted order: two instances inserting overlapping batches then wait
+                # on each other in the same order, never in a cycle (a PostgreSQL deadlock).
+                ordered = [first[key] for key in sorted(first)]
+                inserted = _insert_many(conn, ordered, DeliveryStatus.PENDING, now, self._instance)
+                for key in inserted:
+                    claims[key] = Claim(ClaimState.CLAIMED, DeliveryStatus.PENDING, 1)
+                known = [key for key in sorted(first) if key not in inserted]
+                taken: dict[str, int] = {}
+                rows: dict[str, Any] = {}
+                stale = now - self._timeout
+                for chunk in _chunks(known):
+                    params = {"b_keys": chunk, "b_now": now, "b_stale": stale}
+                    takeover = conn.execute(_TAKEOVER, {**params, "b_instance": self._instance})
+                    taken.update((row.idempotency_key, row.attempts) for row in takeover)
+                    for row in conn.execute(_ROWS, {"b_keys": chunk}):
+                        rows[row.idempotency_key] = row
         except OperationalError as exc:
             raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
-        status = DeliveryStatus(row.status)
-        if taken is not None:
-            return Claim(ClaimState.CLAIMED, status, row.attempts)
-        if status is DeliveryStatus.PENDING:
-            return Claim(
-                ClaimState.BUSY,
-                status,
-                row.attempts,
-                held_until=_aware(row.claimed_at) + self._timeout,
-            )
-        return Claim(ClaimState.SETTLED, status, row.attempts, row.smtp_message_id)
+        for key in known:
+            row = rows[key]
+            status = DeliveryStatus(row.status)
+            if key in taken:
+                claims[key] = Claim(ClaimState.CLAIMED, status, taken[key])
+            elif status is DeliveryStatus.PENDING:
+                held_until = _aware(row.claimed_at) + self._timeout
+                claims[key] = Claim(ClaimState.BUSY, status, row.attempts, held_until=held_until)
+            else:
+                claims[key] = Claim(ClaimState.SETTLED, status, row.attempts, row.smtp_message_id)
+        answers: list[Claim] = []
+        for request in requests:
+            key = request.idempotency_key
+            if first.pop(key, None) is not None:
+                answers.append(claims[key])
+                continue
+            # A later copy of a key claimed or held in this very batch: busy, like a key held
+            # by another live instance; a settled key answers the same for every copy.
+            answer = claims[key]
+            if answer.state is not ClaimState.SETTLED:
+                held_until = answer.held_until or now + self._timeout
+                answer = Claim(
+                    ClaimState.BUSY, answer.status, answer.attempts, held_until=held_until
+                )
+            answers.append(answer)
+        return answers
 
     def settle_unclaimed(
         self, request: EmailRequest, status: DeliveryStatus, now: datetime, error: str
@@ -138,7 +160,7 @@ class ClaimStore:
         """
         try:
             with self._engine.begin() as conn:
-                if self._insert(conn, request, status, now, holder=None, error=error):
+                if _insert_many(conn, [request], status, now, None, error):
                     return Claim(ClaimState.SETTLED, status, 0)
                 row = conn.execute(
                     select(
@@ -155,8 +177,27 @@ class ClaimStore:
         return Claim(ClaimState.SETTLED, existing, row.attempts, row.smtp_message_id)
 
     def mark_sent(self, key: str, smtp_message_id: str, now: datetime) -> None:
-        """The server accepted the message: final, whoever holds the row now."""
-        self._finish(key, DeliveryStatus.SENT, now, smtp_message_id=smtp_message_id)
+        """The server accepted the message: final, whoever holds the row now.
+
+        Returns once the row says `sent`; rows of other threads may ride in the same commit.
+        """
+        self._sent.submit((key, smtp_message_id, now))
+
+    def _write_sent(self, sent: Sequence[tuple[str, str, datetime]]) -> None:
+        params = [
+            {
+                "b_key": key,
+                "b_status": DeliveryStatus.SENT.value,
+                "b_now": now,
+                "b_smtp_message_id": smtp_message_id[:300],
+            }
+            for key, smtp_message_id, now in sent
+        ]
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(_finish_statement(("smtp_message_id",), False), params)
+        except OperationalError as exc:
+            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
 
     def mark_failed(self, key: str, error: str, now: datetime) -> None:
         self._finish(key, DeliveryStatus.FAILED, now, error=error)
@@ -209,37 +250,45 @@ class ClaimStore:
         except OperationalError as exc:
             raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
 
-    @staticmethod
-    def _insert(
-        conn: Connection,
-        request: EmailRequest,
-        status: DeliveryStatus,
-        now: datetime,
-        *,
-        holder: str | None,
-        error: str | None = None,
-    ) -> bool:
-        """Insert the row if the key is new; False when it exists.
 
-        Conflicts are ignored by the database rather than caught as duplicate-key errors, which
-        PostgreSQL would let poison the whole transaction.
-        """
-        result = conn.execute(
-            _insert_statement(conn.dialect.name),
-            {
-                "idempotency_key": request.idempotency_key,
-                "campaign": request.campaign,
-                "profile_id": request.profile_id,
-                "email": request.email,
-                "status": status.value,
-                "claimed_by": holder,
-                "claimed_at": now,
-                "updated_at": now,
-                "attempts": 1 if holder else 0,
-                "error": error,
-            },
-        )
-        return result.first() is not None
+def _insert_many(
+    conn: Connection,
+    requests: Sequence[EmailRequest],
+    status: DeliveryStatus,
+    now: datetime,
+    holder: str | None,
+    error: str | None = None,
+) -> set[str]:
+    """Insert a row for each new key; returns the keys inserted (the others already exist).
+
+    Conflicts are ignored by the database rather than caught as duplicate-key errors, which
+    PostgreSQL would let poison the whole transaction. SQLAlchemy sends the rows as multi-row
+    VALUES statements ("insertmanyvalues"), each returning the keys it inserted.
+    """
+    if not requests:
+        return set()
+    rows = [
+        {
+            "idempotency_key": request.idempotency_key,
+            "campaign": request.campaign,
+            "profile_id": request.profile_id,
+            "email": request.email,
+            "status": status.value,
+            "claimed_by": holder,
+            "claimed_at": now,
+            "updated_at": now,
+            "attempts": 1 if holder else 0,
+            "error": error,
+        }
+        for request in requests
+    ]
+    result = conn.execute(_insert_statement(conn.dialect.name), rows)
+    return set(result.scalars())
+
+
+def _chunks(keys: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """Keys in slices short enough for any database's limit on bound parameters."""
+    return [keys[at : at + size] for at in range(0, len(keys), size)]
 
 
 # Statements of the hot path, built once: SQLAlchemy then only binds values, instead of
@@ -253,6 +302,35 @@ def _insert_statement(dialect: str) -> Insert:
     if dialect == "postgresql":
         return pg_insert(deliveries).on_conflict_do_nothing().returning(key)
     return insert(deliveries).prefix_with("OR IGNORE").returning(key)
+
+
+_KEYS: BindParameter[Any] = bindparam("b_keys", expanding=True)
+
+# Take over the pending rows whose holder let go or went silent: one conditional UPDATE, so
+# of two instances racing for a stale claim the database lets exactly one win.
+_TAKEOVER = (
+    update(deliveries)
+    .where(
+        deliveries.c.idempotency_key.in_(_KEYS),
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        or_(deliveries.c.claimed_by.is_(None), deliveries.c.claimed_at < bindparam("b_stale")),
+    )
+    .values(
+        claimed_by=bindparam("b_instance"),
+        claimed_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+        attempts=deliveries.c.attempts + 1,
+    )
+    .returning(deliveries.c.idempotency_key, deliveries.c.attempts)
+)
+
+_ROWS = select(
+    deliveries.c.idempotency_key,
+    deliveries.c.status,
+    deliveries.c.attempts,
+    deliveries.c.smtp_message_id,
+    deliveries.c.claimed_at,
+).where(deliveries.c.idempotency_key.in_(_KEYS))
 
 
 @cache

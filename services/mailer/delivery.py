@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from services.common.errors import InvalidInput, TransientFailure
 from services.common.models import EmailRequest, Outcome, OutcomeStatus
+from services.common.pipeline_config import Campaign
 from services.mailer import metrics
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.claims import Claim, ClaimState, ClaimStore, DeliveryStatus
 from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected
 from services.mailer.message import (
+    OutgoingMessage,
     Unsubscribe,
     build_message,
     sender_address,
@@ -36,7 +40,7 @@ from services.mailer.rules.suppression import bounce_suppression
 from services.mailer.rules.validity import expiry, is_due, is_expired
 from services.mailer.smtp import SmtpPool
 from services.mailer.suppressions import SuppressionStore
-from services.mailer.templates import template_context
+from services.mailer.templates import TemplateSet, template_context
 from services.mailer.unsubscribe import UnsubscribeClaim, sign_token
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,38 @@ class Verdict:
     dead_letter: str | None = None
     error: BaseException | None = None
     hold: str | None = None
+
+
+@dataclass(frozen=True)
+class _Screened:
+    """A request that passed the checks needing no database."""
+
+    request: EmailRequest
+    campaign: Campaign
+    templates: TemplateSet
+    deadline: datetime | None
+    index: int = -1
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A request with its finished message, waiting for its claim."""
+
+    index: int
+    request: EmailRequest
+    message: OutgoingMessage
+    sender: str
+    deadline: datetime | None
+
+
+T = TypeVar("T")
+
+# Runs one function over many items concurrently and yields the results in order, like
+# `ThreadPoolExecutor.map`.
+Runner = Callable[
+    [Callable[[tuple[_Screened, Claim]], Verdict], Sequence[tuple[_Screened, Claim]]],
+    Iterable[Verdict],
+]
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,15 @@ def outcome_for(
     )
 
 
+def internal_error(request: EmailRequest, error: BaseException) -> Verdict:
+    """The verdict of a request whose handling hit a bug: failed, and dead-lettered."""
+    return Verdict(
+        outcome=outcome_for(request, OutcomeStatus.FAILED, "internal_error"),
+        dead_letter="internal_error",
+        error=error,
+    )
+
+
 class Delivery:
     """The per-request pipeline; thread-safe, so the loop runs several at once."""
 
@@ -110,16 +155,72 @@ class Delivery:
 
     def handle(self, request: EmailRequest) -> Verdict:
         """Decide and act for one request; database outages hold it rather than fail it."""
-        try:
-            return self._handle(request)
-        except SmtpDeferred as exc:
-            # Reached only for server-level failures: the whole pool backs off.
-            return Verdict(hold=f"smtp: {exc}", error=exc)
-        except TransientFailure as exc:
-            return Verdict(hold=f"database: {exc}", error=exc)
+        return self.handle_many([request])[0]
 
-    def _handle(self, request: EmailRequest) -> Verdict:
+    def handle_many(
+        self, requests: Sequence[EmailRequest], run: Runner | None = None
+    ) -> list[Verdict]:
+        """`handle` for every request of a poll; one verdict per request, in order.
+
+        The database is asked once per stage for the whole poll (suppressions, then claims),
+        and `run` (an executor's `map`) renders and sends the claimed messages concurrently.
+        Each request is still decided on its own rows, and each sent one is recorded `sent`
+        before its verdict exists. A failure of one request's step is its verdict alone.
+        """
         now = self._clock()
+        verdicts: dict[int, Verdict] = {}
+        screened: list[_Screened] = []
+        for index, request in enumerate(requests):
+            step = self._guarded(request, partial(self._screen, request, now))
+            if isinstance(step, Verdict):
+                verdicts[index] = step
+            else:
+                screened.append(replace(step, index=index))
+        suppressed = self._batch(
+            [s.request for s in screened],
+            lambda: self._suppressions.reasons(s.request.email for s in screened),
+            verdicts,
+            [s.index for s in screened],
+        )
+        candidates: list[_Screened] = []
+        if suppressed is not None:
+            for item in screened:
+                why = suppressed.get(item.request.email)
+                if why is None:
+                    candidates.append(item)
+                    continue
+                settle = partial(self._settle, item.request, DeliveryStatus.IGNORED, why, now)
+                verdicts[item.index] = self._guarded(item.request, settle)
+        claims = self._batch(
+            [c.request for c in candidates],
+            lambda: self._claims.claim_many([c.request for c in candidates], now),
+            verdicts,
+            [c.index for c in candidates],
+        )
+        sends: list[tuple[_Screened, Claim]] = []
+        for claimed, claim in zip(candidates, claims or [], strict=False):
+            if claim.state is ClaimState.BUSY:
+                assert claim.held_until is not None
+                wait = defer_topic(self._retries).delay
+                until = min(claim.held_until, now + wait)
+                verdicts[claimed.index] = self._defer(claimed.request, until)
+            elif claim.state is ClaimState.SETTLED:
+                verdicts[claimed.index] = self._already(claimed.request, claim)
+            else:
+                sends.append((claimed, claim))
+        if sends:
+            # Rendering happens in the sending threads, so it overlaps with other threads'
+            # SMTP round trips instead of leaving the server idle while the batch renders.
+            def send(job: tuple[_Screened, Claim]) -> Verdict:
+                return self._guarded(job[0].request, partial(self._compose_and_send, *job, now))
+
+            results = (run or map)(send, sends)
+            for (sent, _), verdict in zip(sends, results, strict=True):
+                verdicts[sent.index] = verdict
+        return [verdicts[index] for index in range(len(requests))]
+
+    def _screen(self, request: EmailRequest, now: datetime) -> Verdict | _Screened:
+        """The checks that need no database: known campaign, still valid, due now."""
         found = self._catalog.lookup(request.campaign)
         if found is None:
             # Most likely the routing file is ahead of this instance: wait and try again, and
@@ -134,11 +235,20 @@ class Delivery:
         if not is_due(request.not_before, now):
             assert request.not_before is not None
             return self._defer(request, request.not_before)
-        reason = self._suppressions.reason(request.email)
-        if reason is not None:
-            return self._settle(request, DeliveryStatus.IGNORED, reason, now)
+        return _Screened(request, campaign, templates, deadline)
+
+    def _compose_and_send(self, item: _Screened, claim: Claim, now: datetime) -> Verdict:
+        composed = self._compose(item, now)
+        return composed if isinstance(composed, Verdict) else self._send(composed, claim)
+
+    def _compose(self, item: _Screened, now: datetime) -> Verdict | _Ready:
+        """The finished message, or the verdict of a request that cannot be rendered.
+
+        A refused request holds its claim by now; `_refuse` settles that claim as failed.
+        """
+        request, campaign = item.request, item.campaign
         try:
-            rendered = templates.render(request.campaign, template_context(request))
+            rendered = item.templates.render(request.campaign, template_context(request))
             unsubscribe = None
             if campaign.category == "marketing":
                 unsubscribe = Unsubscribe(self._unsubscribe_url(request, campaign.category, now))
@@ -152,18 +262,15 @@ class Delivery:
             )
         except InvalidInput as exc:
             return self._refuse(request, exc, now)
-        claim = self._claims.claim(request, now)
-        if claim.state is ClaimState.BUSY:
-            assert claim.held_until is not None
-            wait = defer_topic(self._retries).delay
-            return self._defer(request, min(claim.held_until, now + wait))
-        if claim.state is ClaimState.SETTLED:
-            return self._already(request, claim)
-        sender = campaign.sender
+        return _Ready(item.index, request, message, campaign.sender, item.deadline)
+
+    def _send(self, item: _Ready, claim: Claim) -> Verdict:
+        """Hand a claimed message to the server, then record what happened to it."""
+        request, message = item.request, item.message
         message_id = str(message["Message-ID"])
         started = time.perf_counter()
         try:
-            reply = self._pool.send(message, sender_address(sender).addr_spec, request.email)
+            reply = self._pool.send(message, sender_address(item.sender).addr_spec, request.email)
         except SmtpRejected as exc:
             return self._rejected(request, exc, self._clock())
         except DeliveryUnknown as exc:
@@ -178,7 +285,7 @@ class Delivery:
             self._claims.release(request.idempotency_key, str(exc), self._clock())
             if exc.connection_level:
                 raise
-            return self._retry(request, exc, deadline)
+            return self._retry(request, exc, item.deadline)
         finally:
             metrics.SEND_SECONDS.observe(time.perf_counter() - started)
         self._claims.mark_sent(request.idempotency_key, message_id, self._clock())
@@ -194,6 +301,40 @@ class Delivery:
                 },
             )
         )
+
+    def _guarded(self, request: EmailRequest, step: Callable[[], T]) -> T | Verdict:
+        """Run one request's step; an outage holds the request, a bug fails it alone."""
+        try:
+            return step()
+        except SmtpDeferred as exc:
+            # Reached only for server-level failures: the whole pool backs off.
+            return Verdict(hold=f"smtp: {exc}", error=exc)
+        except TransientFailure as exc:
+            return Verdict(hold=f"database: {exc}", error=exc)
+        except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
+            log.exception("unexpected error for %s", request.idempotency_key)
+            return internal_error(request, exc)
+
+    def _batch(
+        self,
+        requests: Sequence[EmailRequest],
+        step: Callable[[], T],
+        verdicts: dict[int, Verdict],
+        indexes: Sequence[int],
+    ) -> T | None:
+        """One database step for many requests; if it fails, each of them gets the verdict."""
+        if not requests:
+            return None
+        try:
+            return step()
+        except TransientFailure as exc:
+            for index in indexes:
+                verdicts[index] = Verdict(hold=f"database: {exc}", error=exc)
+        except Exception as exc:  # a bug must not stop the partitions: dead-letter and go on
+            log.exception("unexpected error for a batch of %d requests", len(requests))
+            for index, request in zip(indexes, requests, strict=True):
+                verdicts[index] = internal_error(request, exc)
+        return None
 
     def _unsubscribe_url(self, request: EmailRequest, category: str, now: datetime) -> str:
         options = self._unsubscribe

@@ -5,7 +5,8 @@ found at the next metadata refresh) and the retry topics. A retry record that is
 pauses its partition until its `x-not-before`; the records behind it are later still, since
 every record of one retry topic waited the same delay.
 
-Requests of one poll are handled concurrently (one SMTP connection per thread); the batch's
+Requests of one poll are handled together: the database is read and claims are taken once for
+the poll, then the messages are sent concurrently (one SMTP connection per thread). The batch's
 outcomes, retry records and dead letters are flushed before any of its offsets is stored, so a
 crash anywhere redelivers the request and the claim table stops a second email.
 """
@@ -17,9 +18,10 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -30,13 +32,14 @@ from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.serde import email_request_serde
 from services.common.topics import TOPICS
 from services.mailer import metrics
-from services.mailer.delivery import SERVICE, Delivery, Verdict
+from services.mailer.delivery import SERVICE, Delivery, Verdict, internal_error
 from services.mailer.publishing import Publisher, message_headers
 from services.mailer.rules.retry import RetryTopic
 
 log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,13 @@ class MailerLoop:
         if not work:
             self._store(messages, cut)
             return 0
-        verdicts = list(self._executor.map(self._handle, work))
+        requests = [item.request for item in work if item.request is not None]
+        try:
+            handled = iter(self._delivery.handle_many(requests, self._run_all))
+        except Exception as exc:  # a bug must not stop the partitions: dead-letter and go on
+            log.exception("unexpected error handling a batch of %d requests", len(requests))
+            handled = iter([internal_error(request, exc) for request in requests])
+        verdicts = [next(handled) if item.request else self._invalid(item) for item in work]
         holds: dict[Partition, int] = {}
         for item, verdict in zip(work, verdicts, strict=True):
             if verdict.hold is not None:
@@ -177,35 +186,26 @@ class MailerLoop:
             work.append(_Work(message, request=request))
         return work, cut
 
-    def _handle(self, item: _Work) -> Verdict:
-        if item.request is None:
-            assert item.invalid is not None
-            message = item.message
-            position = f"{message.topic()}:{message.partition()}:{message.offset()}"
-            metrics.FAILED.labels("", item.invalid.reason).inc()
-            return Verdict(
-                outcome=Outcome(OutcomeStatus.INVALID, position, SERVICE, item.invalid.reason),
-                dead_letter=item.invalid.reason,
-                error=item.invalid,
-            )
-        try:
-            return self._delivery.handle(item.request)
-        except Exception as exc:  # a bug must not stop the partition: dead-letter and go on
-            log.exception("unexpected error for %s", item.request.idempotency_key)
-            return Verdict(
-                outcome=Outcome(
-                    OutcomeStatus.FAILED,
-                    item.request.message_id,
-                    SERVICE,
-                    "internal_error",
-                    trigger_id=item.request.trigger_id,
-                    campaign=item.request.campaign,
-                    profile_id=item.request.profile_id,
-                    idempotency_key=item.request.idempotency_key,
-                ),
-                dead_letter="internal_error",
-                error=exc,
-            )
+    def _run_all(self, fn: Callable[[T], Verdict], items: Sequence[T]) -> list[Verdict]:
+        """`fn` over every item on the sending threads; this thread wakes once, when all are done.
+
+        (`executor.map` would wake it for each result in turn.)
+        """
+        futures = [self._executor.submit(fn, item) for item in items]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def _invalid(self, item: _Work) -> Verdict:
+        """A record that is no email request: an `invalid` outcome and a dead letter."""
+        assert item.invalid is not None
+        message = item.message
+        position = f"{message.topic()}:{message.partition()}:{message.offset()}"
+        metrics.FAILED.labels("", item.invalid.reason).inc()
+        return Verdict(
+            outcome=Outcome(OutcomeStatus.INVALID, position, SERVICE, item.invalid.reason),
+            dead_letter=item.invalid.reason,
+            error=item.invalid,
+        )
 
     def _publish(self, item: _Work, verdict: Verdict) -> None:
         attempt = item.request.attempt if item.request else None

@@ -25,6 +25,8 @@ from services.mailer.rules.suppression import enhanced_status
 log = logging.getLogger(__name__)
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+# A bare mailbox (no brackets, spaces or controls) can go on the wire as `<addr>` as it is.
+_BARE_MAILBOX = re.compile(r"[^<>\s\x00-\x1f\x7f]+@[^<>\s\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -118,14 +120,14 @@ class SmtpPool:
 
     def _transaction(self, conn: smtplib.SMTP, sender: str, recipient: str, payload: bytes) -> str:
         try:
-            code, text = conn.mail(sender)
+            code, text = _command(conn, "MAIL FROM:", sender)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise _StaleConnection(_connection_lost(exc, "mail")) from exc
         if code != 250:
             raise reply_error(code, text, "mail")
         stage: Stage = "rcpt"
         try:
-            code, text = conn.rcpt(recipient)
+            code, text = _command(conn, "RCPT TO:", recipient)
             if code not in (250, 251):
                 raise reply_error(code, text, "rcpt")
             stage = "data"
@@ -238,6 +240,19 @@ class _StaleConnection(Exception):
     def __init__(self, error: SmtpDeferred) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _command(conn: smtplib.SMTP, verb: str, address: str) -> tuple[int, bytes]:
+    """MAIL or RCPT for one address, without options.
+
+    smtplib's `mail` and `rcpt` run every address through `email.utils.parseaddr`, which costs
+    more than the command's round trip; an address that is already a bare mailbox (validated
+    when the message was built) is sent as is, anything else takes smtplib's path.
+    """
+    if _BARE_MAILBOX.fullmatch(address) is None:
+        return conn.mail(address) if verb.startswith("MAIL") else conn.rcpt(address)
+    conn.putcmd(f"{verb}<{address}>")
+    return conn.getreply()
 
 
 def _text(value: bytes | str) -> str:

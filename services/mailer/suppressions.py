@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Engine, bindparam, insert, select
@@ -12,6 +13,10 @@ from services.common.errors import TransientFailure
 from services.mailer.rules.suppression import normalise_address
 
 _REASON = select(suppressions.c.reason).where(suppressions.c.email == bindparam("b_email"))
+_REASONS = select(suppressions.c.email, suppressions.c.reason).where(
+    suppressions.c.email.in_(bindparam("b_emails", expanding=True))
+)
+_CHUNK = 500  # addresses per query, well inside every database's bound-parameter limit
 
 
 class SuppressionStore:
@@ -29,6 +34,24 @@ class SuppressionStore:
                 ).scalar_one_or_none()
         except OperationalError as exc:
             raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc
+
+    def reasons(self, addresses: Iterable[str]) -> dict[str, str]:
+        """`reason` for many addresses in one read: the suppressed ones, keyed as given."""
+        wanted: dict[str, list[str]] = {}
+        for address in addresses:
+            wanted.setdefault(normalise_address(address), []).append(address)
+        keys = list(wanted)
+        found: dict[str, str] = {}
+        try:
+            with self._engine.connect() as conn:
+                for at in range(0, len(keys), _CHUNK):
+                    rows = conn.execute(_REASONS, {"b_emails": keys[at : at + _CHUNK]})
+                    for email, reason in rows.tuples():
+                        for address in wanted[email]:
+                            found[address] = reason
+        except OperationalError as exc:
+            raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc
+        return found
 
     def add(self, address: str, reason: str, source: str, now: datetime) -> bool:
         """Suppress the address; False when it already was (the first reason is kept)."""

@@ -15,6 +15,13 @@ from services.processor.outputs import Outputs
 from services.processor.settings import ProcessorSettings
 from services.processor.transport import ProcessorApp
 
+# Producer batching. Every trigger leads to several sends (repartition, outcome or request,
+# changelog); with no linger aiokafka sends tiny batches and spends its time building produce
+# requests. A few milliseconds of linger and larger batches cut that to a handful of requests
+# per fetch, at a latency cost far below the p99 target. acks stay at faust's default, all.
+PRODUCER_LINGER_S = 0.005
+PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+
 STATE_TABLE = "profile-state"
 DUE_TABLE = "pending-due"
 
@@ -72,6 +79,8 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
         # Commit often: agents produce and write tables, so a long interval means long replays.
         broker_commit_every=settings.commit_every,
         broker_commit_interval=settings.commit_interval.total_seconds(),
+        producer_linger=PRODUCER_LINGER_S,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         consumer_group_instance_id=settings.instance_name or None,
         # A killed worker's partitions move after the session timeout; heartbeats stay well
         # inside it (Kafka's rule of thumb: a third at most).

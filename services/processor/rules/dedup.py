@@ -21,11 +21,12 @@ def dedup_decision(
 
     `at` is the trigger's own time, so a replay decides as the original run did. The window is
     half-open: a trigger exactly `window` after the last request sends again. A trigger older
-    than the last request (out of order) is inside the window too.
+    than the last request (out of order, as after a rebalance) counts by its distance too, so a
+    zero window never holds anything back.
     """
     if message_id in state.seen:
         return Dedup.REPEAT_MESSAGE
     last = state.sent.get(campaign)
-    if last is not None and at - from_millis(last) < window:
+    if last is not None and abs(at - from_millis(last)) < window:
         return Dedup.WITHIN_WINDOW
     return Dedup.SEND

@@ -123,3 +123,86 @@ def test_suppressions_ignore_case_and_keep_the_first_reason(engine: Engine) -> N
     assert store.add("Ann@Example.com", "hard_bounce", "mailer", NOW)
     assert not store.add("ann@example.com", "unsubscribed", "web", NOW)
     assert store.reason(" ANN@example.com") == "hard_bounce"
+
+
+def test_a_batch_claim_decides_every_key_on_its_own_row(engine: Engine) -> None:
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    b.claim(request(idempotency_key="held"), NOW)
+    a.claim(request(idempotency_key="stale"), NOW - TIMEOUT - timedelta(seconds=1))
+    a.claim(request(idempotency_key="done"), NOW)
+    a.mark_sent("done", "<done@example.com>", NOW)
+    keys = ["new", "held", "stale", "done", "new"]
+    claims = a.claim_many([request(idempotency_key=key) for key in keys], NOW)
+    assert [c.state for c in claims] == [
+        ClaimState.CLAIMED,
+        ClaimState.BUSY,  # a live holder
+        ClaimState.CLAIMED,  # its own claim, stale: taken over with one more attempt
+        ClaimState.SETTLED,
+        ClaimState.BUSY,  # the key twice in one poll is claimed once
+    ]
+    assert claims[2].attempts == 2
+    assert claims[3].status is DeliveryStatus.SENT
+    assert claims[3].smtp_message_id == "<done@example.com>"
+    assert claims[1].held_until == NOW + TIMEOUT
+    with engine.connect() as conn:
+        query = select(deliveries.c.idempotency_key, deliveries.c.claimed_by)
+        rows = dict(conn.execute(query).tuples().all())
+    assert rows == {"new": "a", "held": "b", "stale": "a", "done": "a"}
+
+
+def test_racing_batch_claims_claim_each_key_exactly_once(engine: Engine) -> None:
+    keys = [f"batch-{n}" for n in range(200)]
+    wins: dict[str, list[str]] = {key: [] for key in keys}
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        store = ClaimStore(engine, name, TIMEOUT)
+        for at in range(0, len(keys), 50):
+            chunk = [request(idempotency_key=key) for key in keys[at : at + 50]]
+            for item, claim in zip(chunk, store.claim_many(chunk, NOW), strict=True):
+                if claim.state is ClaimState.CLAIMED:
+                    with lock:
+                        wins[item.idempotency_key].append(name)
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {key: len(names) for key, names in wins.items()} == dict.fromkeys(keys, 1)
+
+
+def test_sent_marks_from_many_threads_each_reach_their_row(engine: Engine) -> None:
+    store = ClaimStore(engine, "a", TIMEOUT)
+    keys = [f"sent-{n}" for n in range(80)]
+    store.claim_many([request(idempotency_key=key) for key in keys], NOW)
+
+    def worker(part: list[str]) -> None:
+        for key in part:
+            store.mark_sent(key, f"<{key}@example.com>", NOW)
+
+    threads = [threading.Thread(target=worker, args=(keys[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(deliveries.c.idempotency_key, deliveries.c.status, deliveries.c.smtp_message_id)
+        ).all()
+    assert {row.idempotency_key: (row.status, row.smtp_message_id) for row in rows} == {
+        key: ("sent", f"<{key}@example.com>") for key in keys
+    }
+
+
+def test_suppressions_are_read_for_a_whole_batch_at_once(engine: Engine) -> None:
+    store = SuppressionStore(engine)
+    store.add("ann@example.com", "hard_bounce", "mailer", NOW)
+    store.add("bob@example.com", "unsubscribed", "web", NOW)
+    addresses = [" ANN@example.com", "carl@example.com", "bob@example.com", "Ann@example.com"]
+    assert store.reasons(addresses) == {
+        " ANN@example.com": "hard_bounce",
+        "bob@example.com": "unsubscribed",
+        "Ann@example.com": "hard_bounce",
+    }
+    assert store.reasons([]) == {}

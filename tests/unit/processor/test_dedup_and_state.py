@@ -86,3 +86,17 @@ def test_prune_keeps_held_requests() -> None:
     pending = Pending("cart", "m", "t", to_millis(T0 - 3 * DAY), to_millis(T0 - 3 * DAY), "r")
     state = replace(ProfileState(), pending={"m": pending})
     assert prune(state, T0, DAY).pending == {"m": pending}
+
+
+def test_an_out_of_order_trigger_counts_by_its_distance_from_the_last_request() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from services.processor.rules.dedup import Dedup, dedup_decision
+    from services.processor.rules.state import ProfileState, to_millis
+
+    last = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    state = ProfileState(sent={"cart": to_millis(last)})
+    earlier = last - timedelta(minutes=5)
+    assert dedup_decision(state, "m", "cart", earlier, timedelta(0)) is Dedup.SEND
+    assert dedup_decision(state, "m", "cart", earlier, timedelta(hours=1)) is Dedup.WITHIN_WINDOW
+    assert dedup_decision(state, "m", "cart", earlier, timedelta(minutes=5)) is Dedup.SEND

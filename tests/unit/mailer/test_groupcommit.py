@@ -1,0 +1,53 @@
+"""Group commit: writes of many threads share batches, and each caller sees its own result."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from services.mailer.groupcommit import GroupCommit
+
+
+def test_every_item_is_written_once_and_concurrent_items_share_batches() -> None:
+    batches: list[list[int]] = []
+    entered = threading.Event()
+    release = threading.Event()
+
+    def write(items: Sequence[int]) -> None:
+        batches.append(list(items))
+        if len(batches) == 1:
+            entered.set()
+            release.wait(5)  # hold the first batch so the others queue behind it
+
+    commit: GroupCommit[int] = GroupCommit(write)
+    first = threading.Thread(target=commit.submit, args=(0,))
+    first.start()
+    assert entered.wait(5)
+    others = [threading.Thread(target=commit.submit, args=(n,)) for n in range(1, 9)]
+    for thread in others:
+        thread.start()
+    while sum(t.is_alive() for t in others) < len(others):
+        pass
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert sorted(item for batch in batches for item in batch) == list(range(9))
+    assert batches[0] == [0]
+    assert len(batches) < 9  # the queued items did not each get a transaction
+
+
+def test_a_failed_write_raises_in_each_caller_of_its_batch_and_not_later() -> None:
+    calls: list[list[str]] = []
+
+    def write(items: Sequence[str]) -> None:
+        calls.append(list(items))
+        if "bad" in items:
+            raise RuntimeError("database gone")
+
+    commit: GroupCommit[str] = GroupCommit(write)
+    with pytest.raises(RuntimeError, match="database gone"):
+        commit.submit("bad")
+    commit.submit("good")  # the next batch is written afresh
+    assert calls == [["bad"], ["good"]]
