@@ -8,6 +8,7 @@ and names the command to run: nothing here skips its subject.
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,13 @@ from services.common.settings import KafkaSettings
 from services.common.topics import TopicSpec
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

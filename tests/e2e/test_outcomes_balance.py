@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,14 +20,9 @@ from services.common.settings import KafkaSettings
 from services.common.topics import topics_for
 from services.ops.outcome_tally import OutcomeTally
 from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
+from tests.conftest import free_port
 
 SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_every_trigger_of_a_mixed_stream_ends_in_exactly_one_outcome(
@@ -43,7 +37,7 @@ def test_every_trigger_of_a_mixed_stream_ends_in_exactly_one_outcome(
         var=tmp_path,
         timeout=180,
         fresh=False,
-        ports={name: _free_port() for name in SERVICES_WITH_PORTS},
+        ports={name: free_port() for name in SERVICES_WITH_PORTS},
         processor_app_id=f"e2e-mix-{unique}",
         topics_prefix=f"e2e-mix-{unique}.",
         visitors=260,  # visitors 200..259 have no profile

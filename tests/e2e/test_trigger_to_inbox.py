@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -21,14 +20,9 @@ from services.common.settings import KafkaSettings
 from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
 from services.simulator.catalog import CART_ABANDONMENT
 from services.simulator.population import shopper
+from tests.conftest import free_port
 
 SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cart_envelope(index: int, product: str) -> dict[str, object]:
@@ -116,7 +110,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         timeout=120,
         fresh=False,
         ports={
-            name: _free_port()
+            name: free_port()
             for name in ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
         },
         processor_app_id=f"e2e-processor-{unique}",

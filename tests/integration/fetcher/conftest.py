@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from services.common.kafka import ensure_topics, make_admin
+from services.common.kafka import ensure_topics, header, make_admin
 from services.common.settings import KafkaSettings
 from services.common.topics import Topics, topics_for
+from tests.conftest import Consumed, free_port
 from tests.integration.auth.conftest import FETCHER_SECRET, key_pair, stack
 
 __all__ = ["FETCHER_SECRET", "key_pair", "stack"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -100,3 +95,14 @@ def fetcher_factory(
     if started:  # leave the shared broker as we found it
         names = [spec.name for spec in started[0].topics.fixed()]
         make_admin(kafka_settings).delete_topics(names, operation_timeout=30)
+
+
+def upstream_positions(consumed: Consumed) -> Counter[tuple[int, int]]:
+    """Upstream (partition, offset) of every record: the identity exactly-once is about."""
+    seen: Counter[tuple[int, int]] = Counter()
+    for message in consumed.messages:
+        partition = header(message.headers(), "upstream-partition")
+        offset = header(message.headers(), "upstream-offset")
+        assert partition is not None and offset is not None
+        seen[(int(partition), int(offset))] += 1
+    return seen

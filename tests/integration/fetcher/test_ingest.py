@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,9 @@ import requests
 from services.common.kafka import header
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
-from tests.conftest import Consumed
-from tests.integration.fetcher.conftest import FetcherProcess
+from tests.integration.fetcher.conftest import FetcherProcess, upstream_positions
 
 Stack = Callable[..., Any]
-
-
-def _positions(consumed: Consumed) -> Counter[tuple[int, int]]:
-    """Upstream (partition, offset) of every record: the identity exactly-once is about."""
-    seen: Counter[tuple[int, int]] = Counter()
-    for message in consumed.messages:
-        partition = header(message.headers(), "upstream-partition")
-        offset = header(message.headers(), "upstream-offset")
-        assert partition is not None and offset is not None
-        seen[(int(partition), int(offset))] += 1
-    return seen
 
 
 def _status(fetcher: FetcherProcess) -> dict[str, Any]:
@@ -62,7 +49,7 @@ def test_every_upstream_message_lands_once_with_its_headers(
     )
     fetcher.start()
     consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=60, settle=2)
-    positions = _positions(consumed)
+    positions = upstream_positions(consumed)
     assert len(positions) == total, fetcher.tail()
     assert max(positions.values()) == 1
     first = consumed.messages[0]
@@ -99,7 +86,7 @@ def test_kill_minus_nine_at_random_moments_loses_and_repeats_nothing(
         fetcher.kill()  # SIGKILL: no flush, no abort, an open transaction left behind
     fetcher.start()
     consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=120, settle=3)
-    positions = _positions(consumed)
+    positions = upstream_positions(consumed)
     duplicates = {pos: n for pos, n in positions.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} repeated, e.g. {list(duplicates.items())[:5]}"
     assert len(positions) == total, f"{total - len(positions)} missing\n{fetcher.tail()}"
@@ -159,7 +146,7 @@ def test_two_replicas_split_the_partitions_without_overlap(
     for replica in replicas:
         replica.start()
     consumed = consume_until([replicas[0].topics.triggers_raw.name], total, deadline=60, settle=2)
-    positions = _positions(consumed)
+    positions = upstream_positions(consumed)
     assert len(positions) == total and max(positions.values()) == 1
     owned = []
     for replica in replicas:

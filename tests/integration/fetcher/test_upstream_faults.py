@@ -4,7 +4,6 @@ pointers. Each ends with every upstream message in committed `triggers.raw` exac
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -12,19 +11,9 @@ import requests
 
 from services.common.kafka import header
 from tests.conftest import Consumed
-from tests.integration.fetcher.conftest import FetcherProcess
+from tests.integration.fetcher.conftest import FetcherProcess, upstream_positions
 
 Stack = Callable[..., Any]
-
-
-def _positions(consumed: Consumed) -> Counter[tuple[int, int]]:
-    seen: Counter[tuple[int, int]] = Counter()
-    for message in consumed.messages:
-        partition = header(message.headers(), "upstream-partition")
-        offset = header(message.headers(), "upstream-offset")
-        assert partition is not None and offset is not None
-        seen[(int(partition), int(offset))] += 1
-    return seen
 
 
 def _stats(fetcher: FetcherProcess) -> dict[str, Any]:
@@ -45,7 +34,7 @@ def _fault(simulator: Any, **faults: Any) -> None:
 
 
 def _exactly_once(consumed: Consumed, total: int, fetcher: FetcherProcess) -> None:
-    positions = _positions(consumed)
+    positions = upstream_positions(consumed)
     repeated = {pos: n for pos, n in positions.items() if n > 1}
     assert not repeated, f"{len(repeated)} repeated: {list(repeated.items())[:5]}"
     assert len(positions) == total, f"{total - len(positions)} missing\n{fetcher.tail()}"

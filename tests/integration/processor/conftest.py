@@ -12,7 +12,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -32,16 +31,11 @@ from services.common.kafka import ensure_topics, high_watermark
 from services.common.settings import DatabaseSettings
 from services.common.topics import TOPICS
 from services.simulator.population import Shopper, shopper
+from tests.conftest import free_port
 from tests.integration.processor.triggers import random_mcid
 
 REPO = Path(__file__).resolve().parents[3]
 EXECUTABLE = REPO / ".venv" / "bin" / "triggerline"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
