@@ -10,7 +10,6 @@ import email
 import email.policy
 import json
 import time
-import uuid
 from pathlib import Path
 
 import requests
@@ -18,72 +17,22 @@ import requests
 from services.common.kafka import make_admin
 from services.common.settings import KafkaSettings
 from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
-from services.simulator.catalog import CART_ABANDONMENT
 from services.simulator.population import shopper
 from tests.conftest import free_port
+from tests.integration.processor.triggers import adobe_envelope
 
 SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
 
 
 def _cart_envelope(index: int, product: str) -> dict[str, object]:
-    """An envelope in Adobe's shape, for the shopper behind visitor `index`."""
-    who = shopper(index)
-    now_ms = int(time.time() * 1000)
-    hits = 3
-    return {
-        "envelopeType": "DATA",
-        "topic": "triggers",
-        "partition": 0,
-        "offset": 0,
-        "createTime": now_ms,
-        "com.adobe.mcloud.pipeline.pipelineMessage": {
-            "header": {
-                "messageType": "TRIGGER",
-                "source": "triggers",
-                "sentTime": now_ms,
-                "imsOrg": "C5E7154A5A1B2C3D4E5F98A4@AdobeOrg",
-                "messageId": str(uuid.uuid4()),
-                "properties": [{"name": "trace", "value": "false"}],
-            },
-            "com.adobe.mcloud.protocol.trigger": {
-                "triggerId": CART_ABANDONMENT.trigger_id,
-                "triggerTimestamp": now_ms,
-                "mcId": "9" * 38,  # a visitor no profile knows: the declared id must resolve
-                "enrichments": {
-                    "analyticsHitSummary": {
-                        "products": {},
-                        "dimensions": {
-                            " eVar01": {
-                                "type": "string",
-                                "name": " eVar01",
-                                "source": "session summary",
-                                "data": ["", who.declared_id, who.declared_id][:hits],
-                            },
-                            "eVar5": {
-                                "type": "string",
-                                "name": "eVar5",
-                                "source": "session summary",
-                                "data": [product, "", product],
-                            },
-                            "pageURL": {
-                                "type": "string",
-                                "name": "pageURL",
-                                "source": "session summary",
-                                "data": ["https://shop.example/cart", "", ""],
-                            },
-                        },
-                    }
-                },
-                "triggerPath": [
-                    {
-                        "timestamp": now_ms,
-                        "stateId": "notify",
-                        "transition": "inactive_timeout -> 10",
-                    }
-                ],
-            },
-        },
-    }
+    """A cart abandonment from a visitor no profile knows, carrying shopper `index`'s
+    declared id: resolution has to go through the enrichments."""
+    return adobe_envelope(
+        mcid="9" * 38,
+        declared_id=shopper(index).declared_id,
+        products=(product, "", product),
+        page_urls=("https://shop.example/cart", ""),
+    )
 
 
 def _wait_for_mail(maildir: Path, deadline: float) -> list[Path]:

@@ -15,6 +15,7 @@ from services.common.kafka import header
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
 from tests.integration.fetcher.conftest import FetcherProcess, upstream_positions
+from tests.integration.processor.triggers import adobe_envelope
 
 Stack = Callable[..., Any]
 
@@ -98,23 +99,9 @@ def test_malformed_envelopes_go_to_the_dlq_with_an_outcome_and_the_stream_goes_o
     simulator, auth = stack()
     fetcher = fetcher_factory(simulator.url, auth.url)
     fetcher.start()
-    good = {
-        "envelopeType": "DATA",
-        "topic": "triggers",
-        "partition": 2,
-        "offset": 0,
-        "createTime": 1469164250123,
-        "com.adobe.mcloud.pipeline.pipelineMessage": {
-            "header": {"messageType": "TRIGGER", "source": "triggers", "imsOrg": "X@AdobeOrg",
-                       "messageId": "good-after-bad"},
-            "com.adobe.mcloud.protocol.trigger": {
-                "triggerId": "3e8a2ba7-fccc-49bb-bdac-33ee33cf02bf",
-                "triggerTimestamp": 1469164250100,
-                "mcId": "12345678901234567890123456789012345678",
-                "enrichments": {},
-            },
-        },
-    }  # fmt: skip
+    good = adobe_envelope(mcid="1" * 38, message_id="good-after-bad")
+        mcid="12345678901234567890123456789012345678", message_id="good-after-bad"
+    )
     response = requests.post(
         f"{simulator.url}/simulator/envelopes",
         json=['{"envelopeType": "DATA", "topic": ', good],

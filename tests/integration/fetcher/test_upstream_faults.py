@@ -12,6 +12,7 @@ import requests
 from services.common.kafka import header
 from tests.conftest import Consumed
 from tests.integration.fetcher.conftest import FetcherProcess, upstream_positions
+from tests.integration.processor.triggers import adobe_envelope
 
 Stack = Callable[..., Any]
 
@@ -95,26 +96,8 @@ def test_an_expired_pointer_is_reported_as_data_loss_with_the_count(
     fetcher.start()
 
     def inject(count: int, tag: str) -> None:
-        lines = [
-            {
-                "envelopeType": "DATA",
-                "topic": "triggers",
-                "partition": 0,
-                "offset": 0,
-                "createTime": 1469164250123,
-                "com.adobe.mcloud.pipeline.pipelineMessage": {
-                    "header": {"messageType": "TRIGGER", "source": "triggers",
-                               "imsOrg": "X@AdobeOrg", "messageId": f"{tag}-{i}"},
-                    "com.adobe.mcloud.protocol.trigger": {
-                        "triggerId": "3e8a2ba7-fccc-49bb-bdac-33ee33cf02bf",
-                        "triggerTimestamp": 1469164250100,
-                        "mcId": "12345678901234567890123456789012345678",
-                        "enrichments": {},
-                    },
-                },
-            }
-            for i in range(count)
-        ]  # fmt: skip
+        mcid = "12345678901234567890123456789012345678"
+        lines = [adobe_envelope(mcid=mcid, message_id=f"{tag}-{i}") for i in range(count)]
         requests.post(
             f"{simulator.url}/simulator/envelopes", json=lines, timeout=10
         ).raise_for_status()
