@@ -100,8 +100,6 @@ def test_malformed_envelopes_go_to_the_dlq_with_an_outcome_and_the_stream_goes_o
     fetcher = fetcher_factory(simulator.url, auth.url)
     fetcher.start()
     good = adobe_envelope(mcid="1" * 38, message_id="good-after-bad")
-        mcid="12345678901234567890123456789012345678", message_id="good-after-bad"
-    )
     response = requests.post(
         f"{simulator.url}/simulator/envelopes",
         json=['{"envelopeType": "DATA", "topic": ', good],
