@@ -1,20 +1,20 @@
 """Mailer throughput: emails/s from a campaign topic to the local SMTP sink, as JSON.
 
 Each run produces N email requests to a fresh `emails.<campaign>` topic on the local broker,
-runs `triggerline mailer` as a separate process against the aiosmtpd sink in a process of its
-own (so the sink does not take CPU from the benchmark process's threads), and times the emails
-from the first to the last; it also reads the mailer's and the sink's CPU time over that span.
-The same invocation measures two raw baselines: the sink's own ceiling with a trivial smtplib
-sender over as many connections, and a plain Kafka consume and decode of the same requests.
-Results go to bench/results/mailer_throughput.json.
+runs `triggerline mailer` (`--processes` of them, one consumer group) as separate processes
+against an SMTP sink in a process of its own (`--sink`: postfix's C `smtp-sink` by default, or
+our aiosmtpd sink), and times the emails from the first to the last; it also reads the
+mailers' and the sink's CPU time over that span. Either sink's received messages are checked:
+exactly N, no Message-ID twice. The same invocation measures two raw baselines: the sink's own
+ceiling with a trivial smtplib sender over as many connections, and a plain Kafka consume and
+decode of the same requests. Results go to bench/results/mailer_throughput.json.
 
-    .venv/bin/python bench/mailer_throughput.py --count 10000 --pool-size 8 --runs 3
+    .venv/bin/python -m bench.mailer_throughput --count 10000 --runs 3
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import signal
 import smtplib
@@ -24,11 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import write_result  # noqa: E402
+from bench.sinks import SINK_NAMES, SINKS, SinkKind, start_sink  # noqa: E402
 from services.common.kafka import ensure_topics, make_admin  # noqa: E402
 from services.common.models import EmailRequest  # noqa: E402
 from services.common.serde import email_request_serde  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
 from services.common.topics import TOPICS  # noqa: E402
-from services.simulator.smtp_sink import SmtpSink, free_port  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def produce(bootstrap: str, topic: str, campaign: str, run: str, count: int) -> None:
@@ -76,66 +72,9 @@ def produce(bootstrap: str, topic: str, campaign: str, run: str, count: int) -> 
     producer.flush(60)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def serve_sink(port: int, count: int, timeout: float, pipe: Connection) -> None:
-    """The sink process: accept `count` emails (or give up), then report what arrived."""
-    with SmtpSink(port=port) as sink:
-        pipe.send("ready")
-        senders: list[int] = pipe.recv()  # the processes whose CPU time is wanted too
-        sink.wait_for(1, timeout)
-        first, cpu_first = time.monotonic(), time.process_time()
-        senders_first = sum(cpu_seconds(pid) for pid in senders)
-        mails = sink.wait_for(count, timeout)
-        last, cpu_last = time.monotonic(), time.process_time()
-        senders_last = sum(cpu_seconds(pid) for pid in senders)
-        ids = Counter(m.message_id for m in mails)
-        pipe.send(
-            {
-                "received": len(mails),
-                "duplicates": sum(n - 1 for n in ids.values() if n > 1),
-                "first": first,
-                "last": last,
-                "cpu": cpu_last - cpu_first,
-                "senders_cpu": senders_last - senders_first,
-                "sessions": sink.sessions,
-            }
-        )
-
-
-class SinkProcess:
-    """The SMTP sink in a child process, on a fresh loopback port."""
-
-    def __init__(self, count: int, timeout: float) -> None:
-        self.port = free_port()
-        context = multiprocessing.get_context("spawn")
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(
-            target=serve_sink, args=(self.port, count, timeout, child), daemon=True
-        )
-        self._process.start()
-        if not self._pipe.poll(30) or self._pipe.recv() != "ready":
-            raise RuntimeError("the SMTP sink process did not start")
-
-    def measure(self, senders: list[int]) -> None:
-        """Start counting; the CPU time of `senders` is read at the first and the last email."""
-        self._pipe.send(senders)
-
-    def result(self, timeout: float) -> dict[str, Any]:
-        if not self._pipe.poll(timeout):
-            raise RuntimeError("the SMTP sink process did not report")
-        report: dict[str, Any] = self._pipe.recv()
-        self._process.join(10)
-        return report
-
-
-def sink_ceiling(count: int, connections: int) -> dict[str, Any]:
+def sink_ceiling(kind: SinkKind, count: int, connections: int) -> dict[str, Any]:
     """The sink's own max rate: a trivial smtplib sender, `connections` threads, one message."""
-    sink = SinkProcess(count, timeout=120)
+    sink = start_sink(kind, count, timeout=120)
     sink.measure([os.getpid()])  # this process runs nothing but the sending threads now
     body = "".join(
         f"line {n} of a plain benchmark message, about as long as a real one\r\n" for n in range(25)
@@ -227,7 +166,7 @@ def mailer_run(args: argparse.Namespace, kafka: KafkaSettings) -> dict[str, Any]
     skipped = skip_retry_backlog(args.bootstrap, group)
     timeout = max(120.0, args.count / 50)
     with tempfile.TemporaryDirectory() as tmp:
-        sink = SinkProcess(args.count, timeout)
+        sink = start_sink(args.sink, args.count, timeout)
         work = Path(tmp)
         pipeline = work / "pipeline.yaml"
         pipeline.write_text(
@@ -237,7 +176,7 @@ def mailer_run(args: argparse.Namespace, kafka: KafkaSettings) -> dict[str, Any]
         env = {
             **os.environ,
             "TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS": args.bootstrap,
-            "TRIGGERLINE_DB_URL": f"sqlite:///{work / 'bench.db'}",
+            "TRIGGERLINE_DB_URL": args.database_url or f"sqlite:///{work / 'bench.db'}",
             "TRIGGERLINE_PIPELINE_CONFIG": str(pipeline),
             "TRIGGERLINE_MAILER_SMTP_PORT": str(sink.port),
             "TRIGGERLINE_MAILER_SMTP_POOL_SIZE": str(args.pool_size),
@@ -281,7 +220,16 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--processes", type=int, default=1, help="mailer processes in one group")
+    parser.add_argument(
+        "--sink", choices=SINKS, default="smtp-sink", help="the SMTP server the mailer sends to"
+    )
     parser.add_argument("--runs", type=int, default=3, help="mailer runs; median and spread")
+    parser.add_argument(
+        "--database-url",
+        default="",
+        help="the mailers' claim database (default: a fresh SQLite file per run); several "
+        "mailer processes contend for SQLite's one write lock, so give them PostgreSQL",
+    )
     parser.add_argument(
         "--bootstrap",
         default=os.environ.get("TRIGGERLINE_TEST_BOOTSTRAP", "127.0.0.1:19092"),
@@ -301,7 +249,9 @@ def main() -> int:
         "duplicates": sum(r["duplicates"] for r in runs),
         "runs": runs,
         "baselines": {
-            "sink_ceiling_trivial_smtplib_sender": sink_ceiling(baseline_count, args.pool_size),
+            "sink_ceiling_trivial_smtplib_sender": sink_ceiling(
+                args.sink, baseline_count, args.pool_size
+            ),
             "kafka_consume_and_decode": kafka_ceiling(
                 args.bootstrap, runs[-1]["topic"], args.count
             ),
@@ -310,8 +260,9 @@ def main() -> int:
         "mailer_processes": args.processes,
         "batch_size": args.batch_size,
         "partitions": args.partitions,
-        "database": "sqlite",
-        "sink": "aiosmtpd (services/simulator/smtp_sink.py) in its own process, loopback",
+        "database": args.database_url.split(":", 1)[0] if args.database_url else "sqlite",
+        "sink": args.sink,
+        "sink_detail": f"{SINK_NAMES[args.sink]}, loopback",
         "target_emails_per_second": 2000,
     }
     write_result("mailer_throughput", result)

@@ -36,7 +36,9 @@ from sqlalchemy.sql.elements import BindParameter
 from services.common.db.tables import deliveries
 from services.common.errors import TransientFailure
 from services.common.models import EmailRequest
-from services.mailer.groupcommit import GroupCommit
+from services.mailer.groupcommit import GroupCommit, Ticket
+
+SentMark = Ticket[tuple[str, str, datetime]]
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -182,6 +184,18 @@ class ClaimStore:
         Returns once the row says `sent`; rows of other threads may ride in the same commit.
         """
         self._sent.submit((key, smtp_message_id, now))
+
+    def mark_sent_nowait(self, key: str, smtp_message_id: str, now: datetime) -> SentMark:
+        """`mark_sent` without waiting: the row is written with the next group commit.
+
+        A sending thread goes on to its next message at once; whoever publishes the outcome
+        must first `wait_sent` for the mark, so no outcome says `sent` before the row does.
+        """
+        return self._sent.submit_nowait((key, smtp_message_id, now))
+
+    def wait_sent(self, mark: SentMark) -> None:
+        """Return once the row of `mark` says `sent`; raise what writing it raised."""
+        self._sent.wait(mark)
 
     def _write_sent(self, sent: Sequence[tuple[str, str, datetime]]) -> None:
         params = [

@@ -19,7 +19,7 @@ from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.pipeline_config import Campaign
 from services.mailer import metrics
 from services.mailer.campaigns import CampaignCatalog
-from services.mailer.claims import Claim, ClaimState, ClaimStore, DeliveryStatus
+from services.mailer.claims import Claim, ClaimState, ClaimStore, DeliveryStatus, SentMark
 from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected
 from services.mailer.message import (
     OutgoingMessage,
@@ -165,7 +165,7 @@ class Delivery:
         The database is asked once per stage for the whole poll (suppressions, then claims),
         and `run` (an executor's `map`) renders and sends the claimed messages concurrently.
         Each request is still decided on its own rows, and each sent one is recorded `sent`
-        before its verdict exists. A failure of one request's step is its verdict alone.
+        before this returns its verdict. A failure of one request's step is its verdict alone.
         """
         now = self._clock()
         verdicts: dict[int, Verdict] = {}
@@ -211,12 +211,21 @@ class Delivery:
         if sends:
             # Rendering happens in the sending threads, so it overlaps with other threads'
             # SMTP round trips instead of leaving the server idle while the batch renders.
+            # The `sent` rows are group-committed behind the sends rather than waited for by
+            # each sending thread; the verdicts wait for them below.
+            marks: dict[int, SentMark] = {}
+
             def send(job: tuple[_Screened, Claim]) -> Verdict:
-                return self._guarded(job[0].request, partial(self._compose_and_send, *job, now))
+                compose_and_send = partial(self._compose_and_send, *job, now, marks)
+                return self._guarded(job[0].request, compose_and_send)
 
             results = (run or map)(send, sends)
             for (sent, _), verdict in zip(sends, results, strict=True):
                 verdicts[sent.index] = verdict
+            for index, mark in marks.items():
+                saved = self._guarded(requests[index], partial(self._claims.wait_sent, mark))
+                if isinstance(saved, Verdict):  # the email went out, but its row says pending
+                    verdicts[index] = saved
         return [verdicts[index] for index in range(len(requests))]
 
     def _screen(self, request: EmailRequest, now: datetime) -> Verdict | _Screened:
@@ -237,9 +246,11 @@ class Delivery:
             return self._defer(request, request.not_before)
         return _Screened(request, campaign, templates, deadline)
 
-    def _compose_and_send(self, item: _Screened, claim: Claim, now: datetime) -> Verdict:
+    def _compose_and_send(
+        self, item: _Screened, claim: Claim, now: datetime, marks: dict[int, SentMark]
+    ) -> Verdict:
         composed = self._compose(item, now)
-        return composed if isinstance(composed, Verdict) else self._send(composed, claim)
+        return composed if isinstance(composed, Verdict) else self._send(composed, claim, marks)
 
     def _compose(self, item: _Screened, now: datetime) -> Verdict | _Ready:
         """The finished message, or the verdict of a request that cannot be rendered.
@@ -264,8 +275,11 @@ class Delivery:
             return self._refuse(request, exc, now)
         return _Ready(item.index, request, message, campaign.sender, item.deadline)
 
-    def _send(self, item: _Ready, claim: Claim) -> Verdict:
-        """Hand a claimed message to the server, then record what happened to it."""
+    def _send(self, item: _Ready, claim: Claim, marks: dict[int, SentMark]) -> Verdict:
+        """Hand a claimed message to the server, then record what happened to it.
+
+        An accepted message's `sent` mark goes into `marks` (by request index), not yet saved.
+        """
         request, message = item.request, item.message
         message_id = str(message["Message-ID"])
         started = time.perf_counter()
@@ -288,7 +302,9 @@ class Delivery:
             return self._retry(request, exc, item.deadline)
         finally:
             metrics.SEND_SECONDS.observe(time.perf_counter() - started)
-        self._claims.mark_sent(request.idempotency_key, message_id, self._clock())
+        marks[item.index] = self._claims.mark_sent_nowait(
+            request.idempotency_key, message_id, self._clock()
+        )
         metrics.SENT.labels(request.campaign).inc()
         return Verdict(
             outcome=outcome_for(

@@ -13,6 +13,7 @@ crash anywhere redelivers the request and the claim table stops a second email.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -189,11 +190,23 @@ class MailerLoop:
     def _run_all(self, fn: Callable[[T], Verdict], items: Sequence[T]) -> list[Verdict]:
         """`fn` over every item on the sending threads; this thread wakes once, when all are done.
 
-        (`executor.map` would wake it for each result in turn.)
+        Each sending thread takes the next item itself until none is left, so a batch costs one
+        task per thread rather than a future (with its lock and condition) per email, and
+        `executor.map` would also wake this thread for each result in turn.
         """
-        futures = [self._executor.submit(fn, item) for item in items]
+        results: list[Verdict | None] = [None] * len(items)
+        taken = itertools.count()  # its `next` is atomic: each index goes to one thread
+
+        def drain() -> None:
+            while (index := next(taken)) < len(items):
+                results[index] = fn(items[index])
+
+        tasks = min(self._options.workers, len(items))
+        futures = [self._executor.submit(drain) for _ in range(tasks)]
         wait(futures)
-        return [future.result() for future in futures]
+        for future in futures:
+            future.result()  # a sending thread's exception is this batch's
+        return [result for result in results if result is not None]
 
     def _invalid(self, item: _Work) -> Verdict:
         """A record that is no email request: an `invalid` outcome and a dead letter."""

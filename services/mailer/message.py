@@ -128,10 +128,10 @@ def build_message(
     display = header_text(request.first_name or "", limit=100)
     msg_id = message_id(request.idempotency_key, message_id_domain or from_address.domain)
     headers = [
-        ("From", _mailbox(from_address.display_name, from_address.addr_spec)),
+        ("From", _from_header(sender)),
         ("To", _mailbox(display, recipient.addr_spec)),
         ("Subject", _encoded(header_text(rendered.subject, limit=250))),
-        ("Date", format_datetime(now)),
+        ("Date", _date_header(now)),
         ("Message-ID", msg_id),
         ("X-Triggerline-Campaign", _encoded(header_text(request.campaign, limit=100))),
         ("X-Triggerline-Key", _encoded(header_text(request.idempotency_key, limit=128))),
@@ -157,6 +157,18 @@ def _quoted_printable(body: str) -> str:
 def _encoded(value: str) -> str:
     """ASCII as is; anything else as RFC 2047 encoded words."""
     return value if value.isascii() else Header(value, "utf-8").encode(linesep="\r\n")
+
+
+@lru_cache(maxsize=256)
+def _from_header(sender: str) -> str:
+    address = sender_address(sender)
+    return _mailbox(address.display_name, address.addr_spec)
+
+
+@lru_cache(maxsize=8)
+def _date_header(now: datetime) -> str:
+    # A whole batch shares one `now`: formatted once, not once per message.
+    return format_datetime(now)
 
 
 def _mailbox(name: str, addr_spec: str) -> str:

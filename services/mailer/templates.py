@@ -69,6 +69,7 @@ class TemplateSet:
     def __init__(self, templates_dir: Path, templates: Mapping[str, str]) -> None:
         """`templates` maps campaign name to template folder name."""
         self._env = _environment(templates_dir)
+        self._globals = dict(self._env.globals)
         self._compiled: dict[str, dict[str, Template]] = {}
         self.broken: dict[str, str] = {}
         for campaign, folder in templates.items():
@@ -92,10 +93,14 @@ class TemplateSet:
         parts = self._compiled.get(campaign)
         if parts is None:
             raise InvalidInput("unknown_campaign", f"no template is configured for {campaign!r}")
+        # One namespace for the three parts: `Template.render` would merge the globals into a
+        # fresh copy of the context for each part. The parts only read it (a `{% set %}` lands
+        # in the part's own context), so sharing it is safe.
+        namespace = {**self._globals, **context}
         rendered: dict[str, str] = {}
         for part, template in parts.items():
             try:
-                rendered[part] = template.render(context)
+                rendered[part] = self._render(template, namespace)
             except Exception as exc:  # any failure of a template is that message's error
                 raise InvalidInput(
                     "template_error",
@@ -105,3 +110,12 @@ class TemplateSet:
         if not subject:
             raise InvalidInput("template_error", f"campaign {campaign!r} rendered an empty subject")
         return Rendered(subject=subject, html=rendered["body.html"], text=rendered["body.txt"])
+
+    def _render(self, template: Template, namespace: dict[str, Any]) -> str:
+        """`template.render(namespace)`, with `namespace` already holding the globals."""
+        context = template.new_context(namespace, shared=True)
+        try:
+            return self._env.concat(template.root_render_func(context))
+        except Exception:
+            self._env.handle_exception()  # raises it again, with the template's line numbers
+            raise

@@ -125,9 +125,10 @@ class _State:
 class _Handler:
     """aiosmtpd hooks; they run on the controller's event loop thread."""
 
-    def __init__(self, state: _State, maildir: Path | None) -> None:
+    def __init__(self, state: _State, maildir: Path | None, pipelining: bool = True) -> None:
         self._state = state
         self._maildir = maildir
+        self._pipelining = pipelining
         self._counter = itertools.count(1)
 
     def _fault(self, stage: FaultStage, recipients: list[str]) -> Fault | None:
@@ -137,6 +138,21 @@ class _Handler:
                     if fault.stage == stage and fault.fire():
                         return fault
         return None
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        # aiosmtpd reads and answers commands strictly in order, so it can announce command
+        # pipelining (RFC 2920), as real servers do; senders then take their pipelined path.
+        session.host_name = hostname
+        if not self._pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -229,10 +245,17 @@ class SmtpSink:
     """An SMTP server on loopback for tests and local runs.
 
     Use as a context manager, or `start()` / `stop()`. `messages` lists what was accepted;
-    `set_fault` and `clear_faults` change behaviour while it runs.
+    `set_fault` and `clear_faults` change behaviour while it runs. `pipelining=False` stops
+    it announcing PIPELINING, so senders take their one-command-at-a-time path.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, maildir: Path | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        maildir: Path | None = None,
+        pipelining: bool = True,
+    ):
         self.host = host
         self.port = port or free_port(host)
         self._state = _State()
@@ -240,7 +263,7 @@ class SmtpSink:
         if maildir is not None:
             maildir.mkdir(parents=True, exist_ok=True)
         self._controller = _CountingController(
-            _Handler(self._state, maildir),
+            _Handler(self._state, maildir, pipelining),
             self._state,
             hostname=host,
             port=self.port,

@@ -17,9 +17,9 @@ from tests.unit.mailer.helpers import NOW, request
 SENDER = "shop@triggerline.invalid"
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as running:
+@pytest.fixture(params=[True, False], ids=["pipelining", "one-command-at-a-time"])
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    with SmtpSink(pipelining=request.param) as running:
         yield running
 
 

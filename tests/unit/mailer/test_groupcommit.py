@@ -51,3 +51,34 @@ def test_a_failed_write_raises_in_each_caller_of_its_batch_and_not_later() -> No
         commit.submit("bad")
     commit.submit("good")  # the next batch is written afresh
     assert calls == [["bad"], ["good"]]
+
+
+def test_submit_nowait_queues_behind_a_busy_writer_and_wait_collects_the_result() -> None:
+    batches: list[list[str]] = []
+    entered = threading.Event()
+    release = threading.Event()
+
+    def write(items: Sequence[str]) -> None:
+        batches.append(list(items))
+        if len(batches) == 1:
+            entered.set()
+            release.wait(5)
+        if "bad" in items:
+            raise RuntimeError("database gone")
+
+    commit: GroupCommit[str] = GroupCommit(write)
+    first = threading.Thread(target=commit.submit, args=("first",))
+    first.start()
+    assert entered.wait(5)
+    good = commit.submit_nowait("good")  # returns at once: the busy writer takes it next
+    bad = commit.submit_nowait("bad")
+    assert not good.done and not bad.done
+    release.set()
+    first.join(5)
+    with pytest.raises(RuntimeError, match="database gone"):
+        commit.wait(bad)
+    with pytest.raises(RuntimeError, match="database gone"):
+        commit.wait(good)  # it shared the failed batch
+    assert batches == [["first"], ["good", "bad"]]
+    commit.wait(commit.submit_nowait("later"))  # no writer busy: written by the caller itself
+    assert batches[-1] == ["later"]
