@@ -45,7 +45,7 @@ from services.common.kafka import ensure_topics, make_admin  # noqa: E402
 from services.common.models import EmailRequest, Outcome  # noqa: E402
 from services.common.serde import email_request_serde, envelope_serde, outcome_serde  # noqa: E402
 from services.common.settings import DatabaseSettings, KafkaSettings  # noqa: E402
-from services.common.topics import Topics, topics_for  # noqa: E402
+from services.common.topics import Topics, TopicSpec, topics_for  # noqa: E402
 from services.fetcher.envelopes import Data, parse_envelope  # noqa: E402
 from services.simulator.catalog import CART_ABANDONMENT  # noqa: E402
 
@@ -348,6 +348,86 @@ def latency(
     }
 
 
+def baselines(bootstrap: str, root: Path, count: int, profiles: int) -> dict[str, Any]:
+    """Raw Kafka and bare faust on the same pre-loaded triggers, in the same run.
+
+    raw_kafka: confluent-kafka consumes, decodes and re-produces each trigger in this process
+    (one hop, no state, no lookups). faust_one_hop: one faust agent forwards each record with the
+    processor's settings: the framework's per-event ceiling for one worker.
+    """
+    ns = make_namespace(bootstrap, root, "baselines", profiles)
+    produce(bootstrap, ns, count)
+    raw_out, faust_out = f"{ns.prefix}baseline.raw", f"{ns.prefix}baseline.faust"
+    partitions = ns.topics.triggers_raw.partitions
+    ensure_topics(
+        make_admin(KafkaSettings(bootstrap_servers=bootstrap)),
+        [TopicSpec(raw_out, partitions, None), TopicSpec(faust_out, partitions, None)],
+    )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([ns.topics.triggers_raw.name])
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    serde = envelope_serde()
+    moved, started = 0, 0.0
+    while moved < count:
+        for message in consumer.consume(1000, 1.0):
+            if message.error():
+                continue
+            started = started or time.perf_counter()
+            serde.decode(message.value())
+            producer.produce(raw_out, key=message.key(), value=message.value())
+            moved += 1
+        producer.poll(0)
+    producer.flush(60)
+    raw_seconds = time.perf_counter() - started
+    consumer.close()
+
+    app_id = new_app_id()
+    log = (ns.workdir / "faust-baseline.log").open("wb")
+    source, state = ns.topics.triggers_raw.name, str(ns.workdir / "faust-baseline")
+    command = [sys.executable, "-m", "bench.faust_passthrough", app_id, bootstrap, source,
+               faust_out, state]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        stamps = read_timestamps(bootstrap, faust_out, count, deadline=max(120.0, count / 100))
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+    faust_span = (max(stamps) - min(stamps)) / 1000 if len(stamps) > 1 else float("nan")
+    return {
+        "triggers": count,
+        "raw_kafka_consume_decode_produce_per_s": round(count / raw_seconds, 1),
+        "faust_one_hop_records": len(stamps),
+        "faust_one_hop_per_s_first_to_last_output": round(len(stamps) / faust_span, 1),
+    }
+
+
+def read_timestamps(bootstrap: str, topic: str, count: int, deadline: float) -> list[int]:
+    """CreateTime of the first `count` records of `topic` (fewer if the deadline passes)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-stamps-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    stamps: list[int] = []
+    end = time.monotonic() + deadline
+    while len(stamps) < count and time.monotonic() < end:
+        stamps += [m.timestamp()[1] for m in consumer.consume(1000, 0.5) if not m.error()]
+    consumer.close()
+    return stamps
+
+
 def cleanup(bootstrap: str) -> None:
     """Delete the topics this run created (its namespaces, its apps' faust topics), only."""
     admin = make_admin(KafkaSettings(bootstrap_servers=bootstrap))
@@ -395,11 +475,23 @@ def main() -> int:
             }
         two, _ = throughput(args.bootstrap, root, args.count, 2, args.profiles)
         paced = latency(args.bootstrap, root, args.rate, args.latency_seconds, args.profiles)
+        baseline = baselines(args.bootstrap, root, args.count, args.profiles)
     cleanup(args.bootstrap)
     write_result(
         "processor_throughput",
         {
             "throughput": [one, two],
+            "baselines_same_run": baseline,
+            "ratio_one_worker_to_raw_kafka": round(
+                (one["triggers_per_s_first_to_last_output"] or 0)
+                / baseline["raw_kafka_consume_decode_produce_per_s"],
+                4,
+            ),
+            "ratio_one_worker_to_faust_one_hop": round(
+                (one["triggers_per_s_first_to_last_output"] or 0)
+                / baseline["faust_one_hop_per_s_first_to_last_output"],
+                3,
+            ),
             "latency_at_1m_per_hour": paced,
             "memory_dedup_keys": memory,
             "notes": (
