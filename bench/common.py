@@ -22,6 +22,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux `/proc/<pid>/stat`)."""
+    # Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(
     samples: list[float], points: tuple[float, ...] = (50, 90, 99, 99.9)
 ) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 import requests
 from confluent_kafka import Producer
 
-from bench.common import free_port, write_result
+from bench.common import cpu_seconds, free_port, write_result
 from services.common.kafka import ensure_topics, make_admin
 from services.common.serde import envelope_serde
 from services.common.settings import KafkaSettings
@@ -42,7 +42,7 @@ def raw_produce(settings: KafkaSettings, payloads: list[tuple[bytes, bytes]]) ->
             "compression.type": "lz4",
         }
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for key, value in payloads:
         while True:
             try:
@@ -53,9 +53,11 @@ def raw_produce(settings: KafkaSettings, payloads: list[tuple[bytes, bytes]]) ->
         producer.poll(0)
     producer.flush(120)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started  # librdkafka's threads included
     make_admin(settings).delete_topics([topic])
     return {"envelopes": len(payloads), "seconds": round(elapsed, 3),
-            "per_second": round(len(payloads) / elapsed)}  # fmt: skip
+            "per_second": round(len(payloads) / elapsed),
+            "cpu_ms_per_envelope": round(cpu * 1000 / len(payloads), 4)}  # fmt: skip
 
 
 def payloads(count: int, seed: int) -> list[tuple[bytes, bytes]]:
@@ -77,7 +79,12 @@ def payloads(count: int, seed: int) -> list[tuple[bytes, bytes]]:
 
 
 def fetcher_run(
-    settings: KafkaSettings, count: int, seed: int, threads: int, replicas: int
+    settings: KafkaSettings,
+    count: int,
+    seed: int,
+    threads: int,
+    replicas: int,
+    broker_pid: int | None = None,
 ) -> dict[str, Any]:
     sim_port, auth_port = free_port(), free_port()
     status_ports = [free_port() for _ in range(replicas)]
@@ -136,11 +143,23 @@ def fetcher_run(
                     total += int(stats_of(port)["trigger-processed"])
             return total
 
+        simulator, fetchers = children[0].pid, [child.pid for child in children[2:]]
         _wait(lambda: processed() > 0, 120)
         first = time.perf_counter()
+        # CPU is counted over the same window as the rate, for the envelopes inside it only.
+        at_first = processed()
+        cpu_first = [cpu_seconds(pid) for pid in (simulator, *fetchers)]
+        bench_first = time.process_time()
+        broker_first = cpu_seconds(broker_pid) if broker_pid else 0.0
         _wait(lambda: processed() >= count, 1200, every=0.05)
         elapsed = time.perf_counter() - first
+        cpu = [
+            cpu_seconds(pid) - c for pid, c in zip((simulator, *fetchers), cpu_first, strict=True)
+        ]
+        bench_cpu = time.process_time() - bench_first
+        broker_cpu = cpu_seconds(broker_pid) - broker_first if broker_pid else None
         stats = [stats_of(port) for port in status_ports]
+        window = max(1, sum(int(s["trigger-processed"]) for s in stats) - at_first)
         return {
             "envelopes": count,
             "seconds": round(elapsed, 3),
@@ -150,6 +169,21 @@ def fetcher_run(
             "pointer_flushes": sum(s["pointer-flushes"] for s in stats),
             "average_pointer_flush_time_ms": max(s["average-pointer-flush-time-ms"] for s in stats),
             "bytes_read": sum(s["bytes-read"] for s in stats),
+            # CPU ms per envelope committed in the timed window: what the 2 cores are spent on.
+            "cpu_ms_per_envelope": {
+                "fetchers": round(sum(cpu[1:]) * 1000 / window, 4),
+                "simulator": round(cpu[0] * 1000 / window, 4),
+                "bench_polling": round(bench_cpu * 1000 / window, 4),
+                # Shared with whatever else uses the broker meanwhile: an upper bound.
+                "broker": None if broker_cpu is None else round(broker_cpu * 1000 / window, 4),
+            },
+            "cpu_seconds": {
+                "fetchers": [round(c, 2) for c in cpu[1:]],
+                "simulator": round(cpu[0], 2),
+                "window_envelopes": window,
+                # Cores this run's own processes kept busy; the rest went to Kafka and others.
+                "cores_busy": round(sum(cpu) / elapsed, 2),
+            },
         }
     finally:
         for child in reversed(children):
@@ -178,17 +212,28 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--replicas", type=int, default=1, help="fetcher processes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--broker-pid", type=int, help="a local Kafka broker's pid, to report its CPU too"
+    )
     args = parser.parse_args()
     settings = KafkaSettings()
     raw = raw_produce(settings, payloads(args.envelopes, args.seed))
-    fetched = fetcher_run(settings, args.envelopes, args.seed, args.threads, args.replicas)
+    fetched = fetcher_run(
+        settings, args.envelopes, args.seed, args.threads, args.replicas, args.broker_pid
+    )
+    target = 50_000
+    spent = fetched["cpu_ms_per_envelope"]
+    per_envelope = spent["fetchers"] + spent["simulator"] + (spent["broker"] or 0.0)
     write_result(
         "fetcher_ingest",
         {
             "fetcher": fetched,
             "raw_kafka_produce": raw,
             "ratio_to_raw_kafka": round(fetched["per_second"] / raw["per_second"], 3),
-            "target_per_second": 50_000,
+            "target_per_second": target,
+            # The CPU the target would take at this run's cost per envelope (fetchers,
+            # simulator and, when given, the broker), against the machine's cores.
+            "cores_needed_at_target": round(target * per_envelope / 1000, 2),
         },
     )
 

@@ -25,6 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from bench.common import cpu_seconds
 from services.simulator.smtp_sink import SmtpSink, free_port
 
 SinkKind = Literal["smtp-sink", "aiosmtpd"]
@@ -34,7 +35,6 @@ SINK_NAMES: dict[SinkKind, str] = {
     "smtp-sink": "postfix smtp-sink (C, one process), dumping every message for the count check",
     "aiosmtpd": "aiosmtpd (services/simulator/smtp_sink.py) in its own process",
 }
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class Sink(Protocol):
@@ -50,12 +50,6 @@ def start_sink(kind: SinkKind, count: int, timeout: float) -> Sink:
     if kind == "smtp-sink":
         return PostfixSink(count, timeout)
     return AiosmtpdSink(count, timeout)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def established(port: int) -> int:

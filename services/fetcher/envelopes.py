@@ -89,7 +89,7 @@ def to_record(envelope: dict[str, Any]) -> dict[str, Any]:
                 "messageId": _text(header, "messageId", required=True),
                 "properties": [
                     {"name": str(p.get("name", "")), "value": str(p.get("value", ""))}
-                    for p in header.get("properties") or []
+                    for p in _array(header, "properties")
                     if isinstance(p, dict)
                 ],
             },
@@ -105,7 +105,7 @@ def to_record(envelope: dict[str, Any]) -> dict[str, Any]:
                         "stateId": str(step.get("stateId", "")),
                         "transition": str(step.get("transition", "")),
                     }
-                    for step in trigger.get("triggerPath") or []
+                    for step in _array(trigger, "triggerPath")
                     if isinstance(step, dict)
                 ],
             },
@@ -117,6 +117,16 @@ def _object(parent: dict[str, Any], name: str, where: str = "envelope") -> dict[
     value = parent.get(name)
     if not isinstance(value, dict):
         raise InvalidInput("missing_field", f"{where}.{name} is missing or not an object")
+    return value
+
+
+def _array(parent: dict[str, Any], name: str) -> list[Any]:
+    """An optional list field: absent or null is empty; anything else is not a list."""
+    value = parent.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput("bad_field", f"{name} must be an array, got {type(value).__name__}")
     return value
 
 

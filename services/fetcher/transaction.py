@@ -65,6 +65,9 @@ class IngestTransaction:
         self._stopping = stopping
         self._envelopes = envelope_serde()
         self._outcomes = outcome_serde()
+        # Header values that repeat on every record, encoded once rather than per envelope.
+        self._topic_header = ("upstream-topic", topic.encode())
+        self._partition_headers: dict[int, tuple[str, bytes]] = {}
 
     def add(self, line: bytes, expected: dict[int, int]) -> bool:
         """Put one line into the open transaction; False for a SYNC ping (nothing to write)."""
@@ -109,9 +112,13 @@ class IngestTransaction:
             )
 
     def _produce(self, envelope: Data) -> None:
+        partition = self._partition_headers.get(envelope.partition)
+        if partition is None:
+            partition = ("upstream-partition", str(envelope.partition).encode())
+            self._partition_headers[envelope.partition] = partition
         headers: Headers = [
-            ("upstream-topic", self._topic.encode()),
-            ("upstream-partition", str(envelope.partition).encode()),
+            self._topic_header,
+            partition,
             ("upstream-offset", str(envelope.offset).encode()),
             ("message-id", envelope.message_id.encode()),
         ]

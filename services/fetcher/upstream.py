@@ -80,8 +80,8 @@ class UpstreamStream:
                     if b"\n" not in chunk:
                         continue
                     *complete, pending = pending.split(b"\n")
-                    # blank lines are keep-alives
-                    lines = [line for line in complete if line.strip()]
+                    # blank lines are keep-alives (isspace, unlike strip, copies nothing)
+                    lines = [line for line in complete if line and not line.isspace()]
                     if lines:
                         yield lines
             except requests.RequestException as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,39 @@ def test_missing_message_id_is_invalid() -> None:
     }
     with pytest.raises(InvalidInput, match="messageId"):
         parse_envelope(json.dumps(envelope).encode())
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value"),
+    [
+        ("header", "properties", 5),
+        ("header", "properties", "name=value"),
+        ("com.adobe.mcloud.protocol.trigger", "triggerPath", 7),
+        ("com.adobe.mcloud.protocol.trigger", "triggerPath", {"stateId": "1"}),
+    ],
+)
+def test_a_list_field_of_another_type_is_invalid_not_a_crash(
+    where: str, field: str, value: object
+) -> None:
+    """A TypeError here would stop the ingest worker instead of dead-lettering one envelope."""
+    envelope: dict[str, Any] = {
+        "envelopeType": "DATA",
+        "topic": "triggers",
+        "partition": 1,
+        "offset": 2,
+        "createTime": 1,
+        "com.adobe.mcloud.pipeline.pipelineMessage": {
+            "header": {"messageType": "TRIGGER", "messageId": "m-1"},
+            "com.adobe.mcloud.protocol.trigger": {
+                "triggerId": "t",
+                "triggerTimestamp": 1469164250100,
+                "mcId": "1",
+            },
+        },
+    }
+    message = envelope["com.adobe.mcloud.pipeline.pipelineMessage"]
+    message[where][field] = value
+    with pytest.raises(InvalidInput) as caught:
+        parse_envelope(json.dumps(envelope).encode())
+    assert caught.value.reason == "bad_field"
+    assert field in str(caught.value)
