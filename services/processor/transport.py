@@ -1,6 +1,6 @@
 """The processor's faust transport: aiokafka reading `read_committed`, committing past markers.
 
-Two faust-streaming behaviours are corrected here, and nowhere else:
+Three faust-streaming behaviours are corrected here, and nowhere else:
 
 * Isolation. faust's aiokafka worker consumer reads `read_uncommitted` unless the app runs in
   exactly-once mode. `triggers.raw` is written in Kafka transactions by the fetcher, so a
@@ -12,10 +12,22 @@ Two faust-streaming behaviours are corrected here, and nowhere else:
   committed (lag stuck at 1 per partition) and, after an aborted batch that follows offset 0, no
   commit happens at all (faust-streaming #606). We record every non-record range from the fetch
   positions aiokafka reports, and let a commit move over such ranges.
+* Records fetched during a rebalance. After a rebalance faust resumes the stream partitions and
+  seeks them to the committed offsets while its fetcher is already running (it reads the
+  changelogs), and only then lets the streams flow. A record fetched in that window is dropped:
+  skipped (and its skip acked) by a stream whose flow control is suspended, or cleared from the
+  stream's queue when flow control resumes. The fetch position is past it, and faust's commit
+  bookkeeping moves over it: a seek sets faust's read offset to the next offset to read, so the
+  following record looks as if it came after a gap, and faust lets the first acked offset be one
+  past the committed one. The trigger is lost with no outcome. Every partition that changes
+  hands goes through this window, after a worker joins as after one dies. We hand the agents no
+  record until the rebalance has ended and the streams flow; we seek back instead, so the record
+  is fetched again then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +35,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from services.processor.rules.offsets import commit_past_gaps, non_record_ranges
+from services.processor.rules.offsets import commit_past_gaps, held_back, non_record_ranges
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +43,10 @@ READ_COMMITTED = "read_committed"
 
 # (position before a fetch, position after it) per partition
 FetchSpan = Mapping[Any, tuple[int, int]]
+
+# How long the fetcher waits after holding records back: the streams resume within a moment of
+# the seek, and fetching the same records again at once would only load the broker.
+HOLD_BACK_PAUSE_S = 0.05
 
 
 def _positions(consumer: Any) -> dict[Any, int]:
@@ -87,8 +103,31 @@ class ReadCommittedConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # ty
         records = await self._fetch_records(
             consumer, active_partitions, timeout=timeout, max_records=max_records
         )
+        # Checked after the fetch, which may have waited for data while a rebalance started.
+        # `rebalancing` is set on this thread as a rebalance begins and cleared on the event
+        # loop only after the streams' flow control has resumed (and cleared their queues).
+        app = self.app
+        held = held_back(
+            {tp: [record.offset for record in batch] for tp, batch in records.items()},
+            before,
+            not app.rebalancing and app.flow_control.is_active(),
+            lambda tp: not self.consumer._is_changelog_tp(tp),
+        )
+        if held:
+            assigned = consumer.assignment()
+            for tp, offset in held.items():
+                if tp in assigned:  # always, short of a bug: no await since the fetch
+                    consumer.seek(tp, offset)
+            records = {tp: batch for tp, batch in records.items() if tp not in held}
+            log.debug("streams stopped: %d partitions will be fetched again", len(held))
         after = _positions(consumer)
-        spans = {tp: (before[tp], end) for tp, end in after.items() if before.get(tp, end) < end}
+        spans = {
+            tp: (before[tp], end)
+            for tp, end in after.items()
+            if tp not in held and before.get(tp, end) < end
+        }
+        if held:
+            await asyncio.sleep(HOLD_BACK_PAUSE_S)
         return records, spans
 
 

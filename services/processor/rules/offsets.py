@@ -1,14 +1,20 @@
-"""Offset arithmetic for transactional input: where the non-record offsets are.
+"""Offset arithmetic for the processor's input: which offsets a commit may pass, and when not.
 
 A topic written in Kafka transactions has offsets that carry no record for a `read_committed`
 reader: commit/abort markers and the records of aborted transactions. A reader that commits
 "last processed record + 1" therefore never commits past a trailing marker (lag stays at one per
 partition) and, in faust, stops committing after an aborted batch (faust-streaming #606).
+
+The converse matters as much: a record that was fetched but never reached an agent must not be
+passed over, or its trigger is lost (`held_back`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
+
+P = TypeVar("P")  # a topic partition, whatever the client's type for it
 
 
 def non_record_ranges(start: int, end: int, records: Iterable[int]) -> list[tuple[int, int]]:
@@ -41,3 +47,28 @@ def commit_past_gaps(offset: int, gaps: Sequence[tuple[int, int]]) -> int:
         elif begin > offset:
             break
     return offset
+
+
+def held_back(
+    fetched: Mapping[P, Sequence[int]],
+    positions: Mapping[P, int],
+    streams_flowing: bool,
+    feeds_streams: Callable[[P], bool],
+) -> dict[P, int]:
+    """The partitions whose fetched records no agent may see yet, each with the offset to fetch
+    again from; empty while the streams flow.
+
+    `fetched` maps each partition to the offsets one fetch returned, `positions` to where the
+    fetch began. Records for the table changelogs (`feeds_streams` false) always pass: restoring
+    state reads them while the streams are stopped. An agent's record fetched then would be
+    dropped by faust with the fetch position already past it. It is read again from where the
+    fetch began, or from the record itself if that is earlier (a seek moved the position while
+    the fetch waited): starting early only repeats records, starting late would lose them.
+    """
+    if streams_flowing:
+        return {}
+    return {
+        part: min(min(offsets), positions.get(part, min(offsets)))
+        for part, offsets in fetched.items()
+        if offsets and feeds_streams(part)
+    }

@@ -98,13 +98,6 @@ def test_dedup_survives_a_killed_and_restarted_worker(
     assert len(requests) == 1
 
 
-@pytest.mark.xfail(
-    reason="known defect (issue 5): after a SIGKILL and the rebalance that follows, a few of "
-    "360 triggers (0-9 per run) end as duplicate:dedup_window instead of becoming a request; "
-    "the profile state seen by the new owner misses their first handling. Kept running so a "
-    "fix shows as XPASS.",
-    strict=False,
-)
 def test_one_two_three_workers_and_a_kill_lose_nothing_and_mail_once(
     processor_factory: Callable[..., RunningProcessor],
     producer: Producer,

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from services.common.backoff import backoff_delay
 from services.processor.rules.keys import idempotency_key
-from services.processor.rules.offsets import commit_past_gaps, non_record_ranges
+from services.processor.rules.offsets import commit_past_gaps, held_back, non_record_ranges
 
 
 def test_idempotency_key_is_deterministic_and_field_sensitive() -> None:
@@ -42,6 +42,24 @@ def test_offset_zero_then_aborted_batch_still_commits() -> None:
     assert gaps == [(1, 5), (7, 7)]
     assert commit_past_gaps(1, gaps) == 6
     assert commit_past_gaps(7, gaps) == 8
+
+
+def test_nothing_is_held_back_while_the_streams_flow() -> None:
+    assert held_back({"raw-0": [5, 6]}, {"raw-0": 5}, True, lambda part: True) == {}
+
+
+def test_agent_records_fetched_while_the_streams_stop_are_fetched_again() -> None:
+    fetched = {"raw-0": [5, 6], "raw-1": [9], "changelog-0": [3, 4], "raw-2": []}
+    positions = {"raw-0": 5, "raw-1": 7, "changelog-0": 3, "raw-2": 2}
+    held = held_back(fetched, positions, False, lambda part: part.startswith("raw"))
+    # raw-1 from 7: markers 7-8 are read again, so they are still seen as non-records
+    assert held == {"raw-0": 5, "raw-1": 7}  # the changelog is restoring state: it passes
+
+
+def test_records_are_fetched_again_from_the_earlier_of_position_and_first_record() -> None:
+    # a seek back while the fetch waited: the position read before it is stale, start early
+    assert held_back({"raw-0": [4, 5]}, {"raw-0": 9}, False, lambda part: True) == {"raw-0": 4}
+    assert held_back({"raw-0": [4, 5]}, {}, False, lambda part: True) == {"raw-0": 4}
 
 
 def test_backoff_doubles_is_capped_and_honours_longer_hints() -> None:

@@ -1,0 +1,91 @@
+"""The processor's fetch wrapper: what it hands faust while a rebalance is under way."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from services.processor import transport
+from services.processor.transport import ReadCommittedConsumerThread
+
+RAW = "raw-0"
+CHANGELOG = "changelog-0"
+
+
+@dataclass
+class FakeConsumer:
+    """The few aiokafka consumer internals the wrapper reads, and `seek`."""
+
+    positions: dict[str, int]
+    seeks: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def _subscription(self) -> Any:
+        states = {
+            tp: SimpleNamespace(has_valid_position=True, position=p)
+            for tp, p in self.positions.items()
+        }
+        assignment = SimpleNamespace(tps=set(states), state_value=states.__getitem__)
+        return SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+
+    def assignment(self) -> set[str]:
+        return set(self.positions)
+
+    def seek(self, tp: str, offset: int) -> None:
+        self.seeks.append((tp, offset))
+        self.positions[tp] = offset
+
+
+def fetch(
+    consumer: FakeConsumer, returned: dict[str, list[int]], *, rebalancing: bool, flowing: bool
+) -> tuple[Any, Any]:
+    """One fetch through the wrapper; the fake fetch hands out `returned` and moves positions."""
+
+    async def fetch_records(consumer: FakeConsumer, *args: Any, **kwargs: Any) -> Any:
+        for tp, offsets in returned.items():
+            consumer.positions[tp] = offsets[-1] + 1
+        return {
+            tp: [SimpleNamespace(offset=o) for o in offsets] for tp, offsets in returned.items()
+        }
+
+    thread = SimpleNamespace(
+        _fetch_records=fetch_records,
+        app=SimpleNamespace(
+            rebalancing=rebalancing, flow_control=SimpleNamespace(is_active=lambda: flowing)
+        ),
+        consumer=SimpleNamespace(_is_changelog_tp=lambda tp: tp == CHANGELOG),
+    )
+    fetching = ReadCommittedConsumerThread._fetch_with_positions(thread, consumer, set(returned))
+    result: tuple[Any, Any] = asyncio.run(fetching)
+    return result
+
+
+@pytest.fixture(autouse=True)
+def no_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "HOLD_BACK_PAUSE_S", 0.0)
+
+
+def test_records_pass_and_spans_are_reported_while_the_streams_flow() -> None:
+    consumer = FakeConsumer({RAW: 10})
+    records, spans = fetch(consumer, {RAW: [11, 12]}, rebalancing=False, flowing=True)
+    assert [r.offset for r in records[RAW]] == [11, 12]
+    assert spans == {RAW: (10, 13)}
+    assert consumer.seeks == []
+
+
+@pytest.mark.parametrize(("rebalancing", "flowing"), [(True, True), (True, False), (False, False)])
+def test_agent_records_wait_for_the_rebalance_to_end_and_are_fetched_again(
+    rebalancing: bool, flowing: bool
+) -> None:
+    consumer = FakeConsumer({RAW: 10, CHANGELOG: 3})
+    returned = {RAW: [11, 12], CHANGELOG: [3, 4]}
+    records, spans = fetch(consumer, returned, rebalancing=rebalancing, flowing=flowing)
+    assert RAW not in records and RAW not in spans  # no agent sees them, no gap is inferred
+    assert consumer.seeks == [(RAW, 10)] and consumer.positions[RAW] == 10
+    # the changelog restores state during the rebalance: it is never held back
+    assert [r.offset for r in records[CHANGELOG]] == [3, 4]
+    assert spans == {CHANGELOG: (3, 5)}
