@@ -56,7 +56,11 @@ class FetcherSettings(BaseSettings):
         description="Commit messages and pointer after this many (pointerFlushMessageCount).",
     )
     pointer_flush_period_sec: float = Field(
-        5.0, gt=0, description="...or at least this often, in seconds (pointerFlushPeriodSec)."
+        5.0,
+        gt=0,
+        le=50,
+        description="...or at least this often, in seconds (pointerFlushPeriodSec); at most 50, "
+        "inside the producer's 60 s transaction timeout.",
     )
     linger_ms: int = Field(
         50, ge=0, description="...or once upstream has been quiet this long, in milliseconds."
