@@ -67,15 +67,16 @@ def test_malformed_envelopes_say_why(line: bytes, reason: str) -> None:
     assert caught.value.reason == reason
 
 
-def test_missing_message_id_is_invalid() -> None:
-    envelope = {
+def _envelope(header: dict[str, Any]) -> dict[str, Any]:
+    """A small DATA envelope with the given pipeline header."""
+    return {
         "envelopeType": "DATA",
         "topic": "triggers",
         "partition": 1,
         "offset": 2,
         "createTime": 1,
         "com.adobe.mcloud.pipeline.pipelineMessage": {
-            "header": {"messageType": "TRIGGER"},
+            "header": header,
             "com.adobe.mcloud.protocol.trigger": {
                 "triggerId": "t",
                 "triggerTimestamp": 1469164250100,
@@ -83,6 +84,10 @@ def test_missing_message_id_is_invalid() -> None:
             },
         },
     }
+
+
+def test_missing_message_id_is_invalid() -> None:
+    envelope = _envelope({"messageType": "TRIGGER"})
     with pytest.raises(InvalidInput, match="messageId"):
         parse_envelope(json.dumps(envelope).encode())
 
@@ -100,23 +105,8 @@ def test_a_list_field_of_another_type_is_invalid_not_a_crash(
     where: str, field: str, value: object
 ) -> None:
     """A TypeError here would stop the ingest worker instead of dead-lettering one envelope."""
-    envelope: dict[str, Any] = {
-        "envelopeType": "DATA",
-        "topic": "triggers",
-        "partition": 1,
-        "offset": 2,
-        "createTime": 1,
-        "com.adobe.mcloud.pipeline.pipelineMessage": {
-            "header": {"messageType": "TRIGGER", "messageId": "m-1"},
-            "com.adobe.mcloud.protocol.trigger": {
-                "triggerId": "t",
-                "triggerTimestamp": 1469164250100,
-                "mcId": "1",
-            },
-        },
-    }
-    message = envelope["com.adobe.mcloud.pipeline.pipelineMessage"]
-    message[where][field] = value
+    envelope = _envelope({"messageType": "TRIGGER", "messageId": "m-1"})
+    envelope["com.adobe.mcloud.pipeline.pipelineMessage"][where][field] = value
     with pytest.raises(InvalidInput) as caught:
         parse_envelope(json.dumps(envelope).encode())
     assert caught.value.reason == "bad_field"

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import pytest
 
 from services.mailer.groupcommit import GroupCommit
 
+T = TypeVar("T")
+
+
+class HeldFirstBatch(Generic[T]):
+    """A writer that records its batches and holds the first until released, so that the
+    items submitted meanwhile queue behind it; a batch holding "bad" fails."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[T]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, items: Sequence[T]) -> None:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            self.entered.set()
+            self.release.wait(5)
+        if "bad" in items:
+            raise RuntimeError("database gone")
+
 
 def test_every_item_is_written_once_and_concurrent_items_share_batches() -> None:
-    batches: list[list[int]] = []
-    entered = threading.Event()
-    release = threading.Event()
-
-    def write(items: Sequence[int]) -> None:
-        batches.append(list(items))
-        if len(batches) == 1:
-            entered.set()
-            release.wait(5)  # hold the first batch so the others queue behind it
-
+    write: HeldFirstBatch[int] = HeldFirstBatch()
+    batches, entered, release = write.batches, write.entered, write.release
     commit: GroupCommit[int] = GroupCommit(write)
     first = threading.Thread(target=commit.submit, args=(0,))
     first.start()
@@ -54,18 +67,8 @@ def test_a_failed_write_raises_in_each_caller_of_its_batch_and_not_later() -> No
 
 
 def test_submit_nowait_queues_behind_a_busy_writer_and_wait_collects_the_result() -> None:
-    batches: list[list[str]] = []
-    entered = threading.Event()
-    release = threading.Event()
-
-    def write(items: Sequence[str]) -> None:
-        batches.append(list(items))
-        if len(batches) == 1:
-            entered.set()
-            release.wait(5)
-        if "bad" in items:
-            raise RuntimeError("database gone")
-
+    write: HeldFirstBatch[str] = HeldFirstBatch()
+    batches, entered, release = write.batches, write.entered, write.release
     commit: GroupCommit[str] = GroupCommit(write)
     first = threading.Thread(target=commit.submit, args=("first",))
     first.start()
