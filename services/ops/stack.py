@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import shutil
 import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -109,13 +111,30 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
     }
 
 
+def topics_to_reset(
+    existing: Iterable[str], declared: Iterable[str], app_id: str, campaign_pattern: str
+) -> list[str]:
+    """The existing topics a fresh run drops: those it declares, its processor's own (faust's
+    changelogs and repartition topic), and every campaign topic its mailer would consume by
+    pattern, so a topic left by an earlier configuration or by the tests is not mailed."""
+    wanted = set(declared)
+    campaign_topics = re.compile(campaign_pattern)
+    return sorted(
+        name
+        for name in existing
+        if name in wanted or name.startswith(app_id) or campaign_topics.match(name)
+    )
+
+
 def reset_local_state(kafka: KafkaSettings, options: StackOptions, campaigns: list[str]) -> None:
     """Drop the stack's topics, groups and files so the run starts from nothing."""
     admin = make_admin(kafka)
-    existing = admin.list_topics(timeout=30).topics
-    names = {spec.name for spec in declared_topics(campaigns)}
-    names |= {name for name in existing if name.startswith(options.processor_app_id)}
-    doomed = sorted(name for name in names if name in existing)
+    doomed = topics_to_reset(
+        admin.list_topics(timeout=30).topics,
+        [spec.name for spec in declared_topics(campaigns)],
+        options.processor_app_id,
+        topics_for(options.topics_prefix).emails_pattern(),
+    )
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             try:
