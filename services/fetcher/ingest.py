@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # Kafka's own special offsets, used in `assign` for a partition with no stored pointer.
 RESET_OFFSETS = {"latest": -1, "earliest": -2}
 _END = object()
+QUEUE_SLICE = 100  # lines per item of the reader's queue
 
 
 class Tokens(Protocol):
@@ -150,8 +151,10 @@ class IngestWorker:
 
     def _stream_once(self, producer: Producer) -> None:
         self._last_token = token = self._tokens.token()
-        # Items are network batches of lines; the bound keeps memory flat at any upstream rate.
-        lines: queue.Queue[object] = queue.Queue(maxsize=max(1, self._max_buffered // 100))
+        # Items are slices of at most QUEUE_SLICE lines, so the bound counts envelopes (rounded
+        # up to a slice) whatever their size, and memory stays flat at any upstream rate.
+        slots = max(1, -(-self._max_buffered // QUEUE_SLICE))
+        lines: queue.Queue[object] = queue.Queue(maxsize=slots)
         request = self._request()
         reader = threading.Thread(
             target=self._read, args=(request, token, lines), name=f"{self.name}-reader", daemon=True
@@ -219,7 +222,8 @@ class IngestWorker:
         """Reader thread: a full queue blocks it, which pushes back on upstream via TCP."""
         try:
             for batch in self._upstream.batches(request, token):
-                lines.put(batch)
+                for start in range(0, len(batch), QUEUE_SLICE):
+                    lines.put(batch[start : start + QUEUE_SLICE])
                 if self._stop.is_set():
                     break
             lines.put(_END)

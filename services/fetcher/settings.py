@@ -74,7 +74,8 @@ class FetcherSettings(BaseSettings):
     max_buffered_envelopes: int = Field(
         10000,
         ge=1,
-        description="Envelopes read but not committed, per worker, before reading pauses.",
+        description="Envelopes read from upstream and not yet written, per worker, before "
+        "reading pauses (the open transaction holds up to pointerFlushMessageCount more).",
     )
     monitor_server_port: int = Field(
         7781,
