@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -19,6 +20,15 @@ from services.mailer.suppressions import SuppressionStore
 from tests.unit.mailer.helpers import NOW, request
 
 TIMEOUT = timedelta(minutes=5)
+
+
+def run_together(target: Callable[..., None], args: list[tuple[Any, ...]]) -> None:
+    """Run `target` once per argument tuple, each on its own thread, and wait for all."""
+    threads = [threading.Thread(target=target, args=a) for a in args]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 @pytest.fixture
@@ -109,11 +119,7 @@ def test_racing_instances_claim_each_key_exactly_once(engine: Engine) -> None:
                 with lock:
                     wins[key].append(name)
 
-    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [(f"w{n}",) for n in range(4)])
     assert {key: len(names) for key, names in wins.items()} == dict.fromkeys(keys, 1)
 
 
@@ -164,11 +170,7 @@ def test_racing_batch_claims_claim_each_key_exactly_once(engine: Engine) -> None
                     with lock:
                         wins[item.idempotency_key].append(name)
 
-    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [(f"w{n}",) for n in range(4)])
     assert {key: len(names) for key, names in wins.items()} == dict.fromkeys(keys, 1)
 
 
@@ -181,11 +183,7 @@ def test_sent_marks_from_many_threads_each_reach_their_row(engine: Engine) -> No
         for key in part:
             store.mark_sent(key, f"<{key}@example.com>", NOW)
 
-    threads = [threading.Thread(target=worker, args=(keys[n::8],)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_together(worker, [(keys[n::8],) for n in range(8)])
     with engine.connect() as conn:
         rows = conn.execute(
             select(deliveries.c.idempotency_key, deliveries.c.status, deliveries.c.smtp_message_id)
