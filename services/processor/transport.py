@@ -11,7 +11,9 @@ Three faust-streaming behaviours are corrected here, and nowhere else:
   the gaps it sees between two delivered records, so the trailing marker of every burst is never
   committed (lag stuck at 1 per partition) and, after an aborted batch that follows offset 0, no
   commit happens at all (faust-streaming #606). We record every non-record range from the fetch
-  positions aiokafka reports, and let a commit move over such ranges.
+  positions aiokafka reports, and let a commit move over such ranges. faust's gap bookkeeping
+  also drops the committed offset itself from a gap, so markers fetched after everything before
+  them was committed (a quiet partition, then an aborted batch) would hold the lag forever.
 * Records fetched during a rebalance. After a rebalance faust resumes the stream partitions and
   seeks them to the committed offsets while its fetcher is already running (it reads the
   changelogs), and only then lets the streams flow. A record fetched in that window is dropped:
@@ -35,7 +37,12 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from services.processor.rules.offsets import commit_past_gaps, held_back, non_record_ranges
+from services.processor.rules.offsets import (
+    commit_past_gaps,
+    held_back,
+    non_record_ranges,
+    uncommitted_part,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +163,14 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
             for first, last in non_record_ranges(start, end, delivered):
                 await self._add_gap(tp, first, last)
             self._acked.setdefault(tp, [])  # the commit loop visits partitions in _acked only
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        # faust's version clamps one offset too far (see `uncommitted_part`).
+        part = uncommitted_part(offset_from, offset_to, self._committed_offset[tp])
+        if part is not None:
+            gaps = self._gap[tp]
+            gaps.addi(part[0], part[1] + 1)  # intervaltree intervals exclude their end
+            gaps.merge_overlaps()
 
     def _new_offset(self, tp: Any) -> int | None:
         offset: int | None = super()._new_offset(tp)

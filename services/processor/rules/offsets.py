@@ -49,6 +49,19 @@ def commit_past_gaps(offset: int, gaps: Sequence[tuple[int, int]]) -> int:
     return offset
 
 
+def uncommitted_part(first: int, last: int, committed: int | None) -> tuple[int, int] | None:
+    """The part of a non-record range (inclusive) at or after the committed offset, if any.
+
+    A committed offset is the next offset to read, so the committed offset itself is still to be
+    passed. faust's own gap bookkeeping clamps at `committed + 1`, which drops exactly that
+    offset when a burst's trailing markers are fetched after the commit of its last record: the
+    commit then stands in front of a gap it may not cross and the lag stays.
+    """
+    if committed is not None:
+        first = max(first, committed)
+    return (first, last) if first <= last else None
+
+
 def held_back(
     fetched: Mapping[P, Sequence[int]],
     positions: Mapping[P, int],

@@ -7,7 +7,12 @@ from datetime import timedelta
 
 from services.common.backoff import backoff_delay
 from services.processor.rules.keys import idempotency_key
-from services.processor.rules.offsets import commit_past_gaps, held_back, non_record_ranges
+from services.processor.rules.offsets import (
+    commit_past_gaps,
+    held_back,
+    non_record_ranges,
+    uncommitted_part,
+)
 
 
 def test_idempotency_key_is_deterministic_and_field_sensitive() -> None:
@@ -42,6 +47,16 @@ def test_offset_zero_then_aborted_batch_still_commits() -> None:
     assert gaps == [(1, 5), (7, 7)]
     assert commit_past_gaps(1, gaps) == 6
     assert commit_past_gaps(7, gaps) == 8
+
+
+def test_markers_fetched_after_the_commit_are_passed_from_the_committed_offset() -> None:
+    # records up to 32 committed (next to read: 33); then marker 33 and an aborted tail to 42
+    part = uncommitted_part(33, 42, committed=33)
+    assert part == (33, 42)
+    assert commit_past_gaps(33, [part]) == 43
+    assert uncommitted_part(30, 42, committed=35) == (35, 42)
+    assert uncommitted_part(30, 34, committed=35) is None
+    assert uncommitted_part(3, 4, committed=None) == (3, 4)
 
 
 def test_nothing_is_held_back_while_the_streams_flow() -> None:
