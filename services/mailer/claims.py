@@ -36,9 +36,9 @@ from sqlalchemy.sql.elements import BindParameter
 from services.common.db.tables import deliveries
 from services.common.errors import TransientFailure
 from services.common.models import EmailRequest
-from services.mailer.groupcommit import GroupCommit, Ticket
 
-SentMark = Ticket[tuple[str, str, datetime]]
+# (idempotency key, SMTP Message-ID, when): one accepted message's `sent` row
+SentRow = tuple[str, str, datetime]
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -81,9 +81,6 @@ class ClaimStore:
         self._engine = engine
         self._instance = instance
         self._timeout = timeout
-        # The sending threads' `mark_sent` calls share transactions (one commit, one write
-        # lock on SQLite, one round trip on PostgreSQL); each returns once its own row is saved.
-        self._sent: GroupCommit[tuple[str, str, datetime]] = GroupCommit(self._write_sent)
 
     def claim(self, request: EmailRequest, now: datetime) -> Claim:
         """Insert a pending row, or take over a released or stale one; never both for two callers.
@@ -179,25 +176,11 @@ class ClaimStore:
         return Claim(ClaimState.SETTLED, existing, row.attempts, row.smtp_message_id)
 
     def mark_sent(self, key: str, smtp_message_id: str, now: datetime) -> None:
-        """The server accepted the message: final, whoever holds the row now.
+        """The server accepted the message: final, whoever holds the row now."""
+        self.mark_sent_many([(key, smtp_message_id, now)])
 
-        Returns once the row says `sent`; rows of other threads may ride in the same commit.
-        """
-        self._sent.submit((key, smtp_message_id, now))
-
-    def mark_sent_nowait(self, key: str, smtp_message_id: str, now: datetime) -> SentMark:
-        """`mark_sent` without waiting: the row is written with the next group commit.
-
-        A sending thread goes on to its next message at once; whoever publishes the outcome
-        must first `wait_sent` for the mark, so no outcome says `sent` before the row does.
-        """
-        return self._sent.submit_nowait((key, smtp_message_id, now))
-
-    def wait_sent(self, mark: SentMark) -> None:
-        """Return once the row of `mark` says `sent`; raise what writing it raised."""
-        self._sent.wait(mark)
-
-    def _write_sent(self, sent: Sequence[tuple[str, str, datetime]]) -> None:
+    def mark_sent_many(self, sent: Sequence[SentRow]) -> None:
+        """`mark_sent` for several messages, in one transaction."""
         params = [
             {
                 "b_key": key,

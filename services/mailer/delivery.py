@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -19,7 +19,7 @@ from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.pipeline_config import Campaign
 from services.mailer import metrics
 from services.mailer.campaigns import CampaignCatalog
-from services.mailer.claims import Claim, ClaimState, ClaimStore, DeliveryStatus, SentMark
+from services.mailer.claims import Claim, ClaimState, ClaimStore, DeliveryStatus, SentRow
 from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected
 from services.mailer.message import (
     OutgoingMessage,
@@ -38,7 +38,7 @@ from services.mailer.rules.retry import (
 )
 from services.mailer.rules.suppression import bounce_suppression
 from services.mailer.rules.validity import expiry, is_due, is_expired
-from services.mailer.smtp import SmtpPool
+from services.mailer.smtp import Envelope, Handed, SmtpPool
 from services.mailer.suppressions import SuppressionStore
 from services.mailer.templates import TemplateSet, template_context
 from services.mailer.unsubscribe import UnsubscribeClaim, sign_token
@@ -83,12 +83,11 @@ class _Ready:
 
 T = TypeVar("T")
 
-# Runs one function over many items concurrently and yields the results in order, like
-# `ThreadPoolExecutor.map`.
-Runner = Callable[
-    [Callable[[tuple[_Screened, Claim]], Verdict], Sequence[tuple[_Screened, Claim]]],
-    Iterable[Verdict],
-]
+# `sent` rows are saved in groups as replies come in, each at most this long after its reply
+# (or once this many wait): a crash leaves pending only the claims of messages the server took
+# in the last moments, which is what the claim timeout has to resolve.
+MARK_DELAY_S = 0.02
+MARK_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -118,6 +117,10 @@ def outcome_for(
         detail=detail or {},
         **extra,
     )
+
+
+def _envelope(ready: _Ready) -> Envelope:
+    return Envelope.of(ready.message, sender_address(ready.sender).addr_spec, ready.request.email)
 
 
 def internal_error(request: EmailRequest, error: BaseException) -> Verdict:
@@ -157,15 +160,13 @@ class Delivery:
         """Decide and act for one request; database outages hold it rather than fail it."""
         return self.handle_many([request])[0]
 
-    def handle_many(
-        self, requests: Sequence[EmailRequest], run: Runner | None = None
-    ) -> list[Verdict]:
+    def handle_many(self, requests: Sequence[EmailRequest]) -> list[Verdict]:
         """`handle` for every request of a poll; one verdict per request, in order.
 
         The database is asked once per stage for the whole poll (suppressions, then claims),
-        and `run` (an executor's `map`) renders and sends the claimed messages concurrently.
-        Each request is still decided on its own rows, and each sent one is recorded `sent`
-        before this returns its verdict. A failure of one request's step is its verdict alone.
+        and the claimed messages are all handed to the SMTP pool at once. Each request is still
+        decided on its own rows, and each sent one is recorded `sent` before this returns its
+        verdict. A failure of one request's step is its verdict alone.
         """
         now = self._clock()
         verdicts: dict[int, Verdict] = {}
@@ -209,24 +210,60 @@ class Delivery:
             else:
                 sends.append((claimed, claim))
         if sends:
-            # Rendering happens in the sending threads, so it overlaps with other threads'
-            # SMTP round trips instead of leaving the server idle while the batch renders.
-            # The `sent` rows are group-committed behind the sends rather than waited for by
-            # each sending thread; the verdicts wait for them below.
-            marks: dict[int, SentMark] = {}
-
-            def send(job: tuple[_Screened, Claim]) -> Verdict:
-                compose_and_send = partial(self._compose_and_send, *job, now, marks)
-                return self._guarded(job[0].request, compose_and_send)
-
-            results = (run or map)(send, sends)
-            for (sent, _), verdict in zip(sends, results, strict=True):
-                verdicts[sent.index] = verdict
-            for index, mark in marks.items():
-                saved = self._guarded(requests[index], partial(self._claims.wait_sent, mark))
-                if isinstance(saved, Verdict):  # the email went out, but its row says pending
-                    verdicts[index] = saved
+            self._send_all(sends, now, verdicts)
         return [verdicts[index] for index in range(len(requests))]
+
+    def _send_all(
+        self, sends: Sequence[tuple[_Screened, Claim]], now: datetime, verdicts: dict[int, Verdict]
+    ) -> None:
+        """Render the claimed messages, hand them to the pool at once, settle each as it ends.
+
+        Each sent message's verdict is final only once its `sent` row is saved; if saving
+        fails, the email went out but the row says pending, and the verdict says so instead.
+        """
+        ready: list[tuple[_Ready, Claim]] = []
+        envelopes: list[Envelope] = []
+        for item, claim in sends:
+            composed = self._guarded(item.request, partial(self._compose, item, now))
+            if isinstance(composed, Verdict):
+                verdicts[item.index] = composed
+                continue
+            envelope = self._guarded(item.request, partial(_envelope, composed))
+            if isinstance(envelope, Verdict):
+                verdicts[item.index] = envelope
+                continue
+            ready.append((composed, claim))
+            envelopes.append(envelope)
+        marks: list[tuple[int, SentRow]] = []
+        oldest = 0.0
+        for handed in self._pool.send_many(envelopes, idle=MARK_DELAY_S):
+            if handed is not None:
+                message, claim = ready[handed.index]
+                settle = partial(self._settle_send, message, claim, handed, marks)
+                verdicts[message.index] = self._guarded(message.request, settle)
+                if len(marks) == 1:
+                    oldest = time.monotonic()
+            if marks and (
+                handed is None
+                or len(marks) >= MARK_BATCH
+                or time.monotonic() - oldest >= MARK_DELAY_S
+            ):
+                self._save_marks(marks, verdicts, ready)
+        if marks:
+            self._save_marks(marks, verdicts, ready)
+
+    def _save_marks(
+        self,
+        marks: list[tuple[int, SentRow]],
+        verdicts: dict[int, Verdict],
+        ready: Sequence[tuple[_Ready, Claim]],
+    ) -> None:
+        """Write the waiting `sent` rows in one transaction; if that fails, say so per message."""
+        rows = [row for _, row in marks]
+        indexes = [ready[position][0].index for position, _ in marks]
+        requests = [ready[position][0].request for position, _ in marks]
+        self._batch(requests, lambda: self._claims.mark_sent_many(rows), verdicts, indexes)
+        marks.clear()
 
     def _screen(self, request: EmailRequest, now: datetime) -> Verdict | _Screened:
         """The checks that need no database: known campaign, still valid, due now."""
@@ -245,12 +282,6 @@ class Delivery:
             assert request.not_before is not None
             return self._defer(request, request.not_before)
         return _Screened(request, campaign, templates, deadline)
-
-    def _compose_and_send(
-        self, item: _Screened, claim: Claim, now: datetime, marks: dict[int, SentMark]
-    ) -> Verdict:
-        composed = self._compose(item, now)
-        return composed if isinstance(composed, Verdict) else self._send(composed, claim, marks)
 
     def _compose(self, item: _Screened, now: datetime) -> Verdict | _Ready:
         """The finished message, or the verdict of a request that cannot be rendered.
@@ -275,36 +306,34 @@ class Delivery:
             return self._refuse(request, exc, now)
         return _Ready(item.index, request, message, campaign.sender, item.deadline)
 
-    def _send(self, item: _Ready, claim: Claim, marks: dict[int, SentMark]) -> Verdict:
-        """Hand a claimed message to the server, then record what happened to it.
+    def _settle_send(
+        self, item: _Ready, claim: Claim, handed: Handed, marks: list[tuple[int, SentRow]]
+    ) -> Verdict:
+        """Record how the hand-over of a claimed message ended.
 
-        An accepted message's `sent` mark goes into `marks` (by request index), not yet saved.
+        An accepted message's `sent` row joins `marks` (with its position in the batch), to be
+        saved with the next group.
         """
-        request, message = item.request, item.message
-        message_id = str(message["Message-ID"])
-        started = time.perf_counter()
-        try:
-            reply = self._pool.send(message, sender_address(item.sender).addr_spec, request.email)
-        except SmtpRejected as exc:
-            return self._rejected(request, exc, self._clock())
-        except DeliveryUnknown as exc:
-            self._claims.mark_unknown(request.idempotency_key, str(exc), self._clock())
+        request = item.request
+        metrics.SEND_SECONDS.observe(handed.seconds)
+        error = handed.error
+        if isinstance(error, SmtpRejected):
+            return self._rejected(request, error, self._clock())
+        if isinstance(error, DeliveryUnknown):
+            self._claims.mark_unknown(request.idempotency_key, str(error), self._clock())
             metrics.FAILED.labels(request.campaign, "smtp_unknown").inc()
             return Verdict(
                 outcome=outcome_for(request, OutcomeStatus.UNKNOWN, "smtp_unknown"),
                 dead_letter="smtp_unknown",
-                error=exc,
+                error=error,
             )
-        except SmtpDeferred as exc:
-            self._claims.release(request.idempotency_key, str(exc), self._clock())
-            if exc.connection_level:
-                raise
-            return self._retry(request, exc, item.deadline)
-        finally:
-            metrics.SEND_SECONDS.observe(time.perf_counter() - started)
-        marks[item.index] = self._claims.mark_sent_nowait(
-            request.idempotency_key, message_id, self._clock()
-        )
+        if isinstance(error, SmtpDeferred):
+            self._claims.release(request.idempotency_key, str(error), self._clock())
+            if error.connection_level:
+                raise error
+            return self._retry(request, error, item.deadline)
+        message_id = str(item.message["Message-ID"])
+        marks.append((handed.index, (request.idempotency_key, message_id, self._clock())))
         metrics.SENT.labels(request.campaign).inc()
         return Verdict(
             outcome=outcome_for(
@@ -312,7 +341,7 @@ class Delivery:
                 OutcomeStatus.SENT,
                 detail={
                     "smtpMessageId": message_id,
-                    "smtpReply": reply,
+                    "smtpReply": handed.reply or "",
                     "attempts": str(claim.attempts),
                 },
             )

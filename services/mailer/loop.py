@@ -6,23 +6,21 @@ pauses its partition until its `x-not-before`; the records behind it are later s
 every record of one retry topic waited the same delay.
 
 Requests of one poll are handled together: the database is read and claims are taken once for
-the poll, then the messages are sent concurrently (one SMTP connection per thread). The batch's
+the poll, then the messages are all handed to the SMTP pool, which keeps every one of its
+connections busy from this thread. The batch's
 outcomes, retry records and dead letters are flushed before any of its offsets is stored, so a
 crash anywhere redelivers the request and the claim table stops a second email.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -40,7 +38,6 @@ from services.mailer.rules.retry import RetryTopic
 log = logging.getLogger(__name__)
 
 Partition = tuple[str, int]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,6 @@ class LoopOptions:
     retries: Sequence[RetryTopic]
     batch_size: int
     poll_timeout: float
-    workers: int
     flush_timeout: float = 30.0
     max_backoff: float = 30.0
 
@@ -82,7 +78,6 @@ class MailerLoop:
         self._campaigns = re.compile(rf"^(?:{options.campaign_pattern or '.*'})$")
         self._retry_topics = {retry.name for retry in options.retries}
         self._paused: dict[Partition, datetime] = {}
-        self._executor = ThreadPoolExecutor(options.workers, thread_name_prefix="mailer-send")
         self._backoff = 0.0
 
     def subscribe(self) -> None:
@@ -100,7 +95,6 @@ class MailerLoop:
             self.close()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
         try:
             self._consumer.commit(asynchronous=False)
         except KafkaException as exc:
@@ -121,7 +115,7 @@ class MailerLoop:
             return 0
         requests = [item.request for item in work if item.request is not None]
         try:
-            handled = iter(self._delivery.handle_many(requests, self._run_all))
+            handled = iter(self._delivery.handle_many(requests))
         except Exception as exc:  # a bug must not stop the partitions: dead-letter and go on
             log.exception("unexpected error handling a batch of %d requests", len(requests))
             handled = iter([internal_error(request, exc) for request in requests])
@@ -186,27 +180,6 @@ class MailerLoop:
                 continue  # another mailer deployment's request: not ours to send or judge
             work.append(_Work(message, request=request))
         return work, cut
-
-    def _run_all(self, fn: Callable[[T], Verdict], items: Sequence[T]) -> list[Verdict]:
-        """`fn` over every item on the sending threads; this thread wakes once, when all are done.
-
-        Each sending thread takes the next item itself until none is left, so a batch costs one
-        task per thread rather than a future (with its lock and condition) per email, and
-        `executor.map` would also wake this thread for each result in turn.
-        """
-        results: list[Verdict | None] = [None] * len(items)
-        taken = itertools.count()  # its `next` is atomic: each index goes to one thread
-
-        def drain() -> None:
-            while (index := next(taken)) < len(items):
-                results[index] = fn(items[index])
-
-        tasks = min(self._options.workers, len(items))
-        futures = [self._executor.submit(drain) for _ in range(tasks)]
-        wait(futures)
-        for future in futures:
-            future.result()  # a sending thread's exception is this batch's
-        return [result for result in results if result is not None]
 
     def _invalid(self, item: _Work) -> Verdict:
         """A record that is no email request: an `invalid` outcome and a dead letter."""

@@ -76,6 +76,7 @@ class Mailer:
                 timeout=settings.smtp_timeout,
                 size=settings.smtp_pool_size,
                 starttls=settings.smtp_starttls,
+                ca_file=settings.smtp_ca_file,
                 username=settings.smtp_username,
                 password=settings.smtp_password,
             )
@@ -116,7 +117,6 @@ class Mailer:
                 retries=retries,
                 batch_size=settings.batch_size,
                 poll_timeout=settings.poll_timeout.total_seconds(),
-                workers=settings.smtp_pool_size,
             ),
             probes,
             clock=now,

@@ -41,13 +41,21 @@ class MailerSettings(BaseSettings):
     smtp_host: str = Field("127.0.0.1", description="SMTP server host.")
     smtp_port: int = Field(2525, description="SMTP server port.", ge=1, le=65535)
     smtp_starttls: bool = Field(False, description="Upgrade each connection with STARTTLS.")
+    smtp_ca_file: str = Field(
+        "",
+        description="PEM file of the CA that signed the SMTP server's certificate (a private "
+        "relay); empty: the system's CAs.",
+    )
     smtp_username: str = Field("", description="SMTP AUTH user name; empty for no AUTH.")
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP AUTH password (secret).")
     smtp_timeout: Duration = Field(
         timedelta(seconds=10), description="Socket timeout of every SMTP command."
     )
     smtp_pool_size: int = Field(
-        8, description="SMTP connections, each used by one sending thread.", ge=1, le=256
+        8,
+        description="SMTP connections kept open; a batch keeps them all busy at once.",
+        ge=1,
+        le=256,
     )
     smtp_outage_patience: Duration = Field(
         timedelta(seconds=30),

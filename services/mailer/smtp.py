@@ -1,23 +1,33 @@
-"""SmtpPool: reusable smtplib connections with timeouts, STARTTLS and AUTH; replies become errors.
+"""SmtpPool: every message of a batch in flight at once over a few SMTP connections, one thread.
 
-Each SMTP transaction is driven command by command (MAIL, RCPT, DATA, body, final reply) so a
-failure is known by its stage: a connection lost before the final dot sent nothing and may be
-retried, a connection lost while waiting for the final reply is `DeliveryUnknown`. A server
-that announces PIPELINING (RFC 2920) gets MAIL, RCPT and DATA in one write and answers them in
-order, which halves the round trips (and the system calls on both sides) of every message;
-the replies are still read and judged one stage at a time.
+The connections are set up (EHLO, STARTTLS, AUTH) with smtplib, then driven without blocking
+from one selector loop: each takes the next message as soon as its last transaction ended, so
+the server always has `size` transactions to work on and this process never switches threads
+to hear a reply (with a sending thread per connection, handing the interpreter lock back and
+forth cost more CPU than the messages themselves).
+
+Each transaction goes command by command (MAIL, RCPT, DATA, message, final reply) so a failure
+is known by its stage: a connection lost before the final dot sent nothing and may be retried,
+a connection lost while waiting for the final reply is `DeliveryUnknown`. A server that
+announces PIPELINING (RFC 2920) gets MAIL, RCPT and DATA in one write and answers them in
+order, which halves the round trips of every message; the replies are still judged one stage
+at a time.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import re
+import selectors
 import smtplib
+import socket
 import ssl
-import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import SecretStr
 
@@ -30,6 +40,9 @@ log = logging.getLogger(__name__)
 _LEADING_DOT = re.compile(rb"(?m)^\.")
 # A bare mailbox (no brackets, spaces or controls) can go on the wire as `<addr>` as it is.
 _BARE_MAILBOX = re.compile(r"[^<>\s\x00-\x1f\x7f]+@[^<>\s\x00-\x1f\x7f]+")
+# Longest reply accepted (smtplib's line limit); more without an end is not an SMTP server.
+_MAX_REPLY = 8192
+_READ_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class SmtpOptions:
     timeout: timedelta
     size: int
     starttls: bool = False
+    ca_file: str = ""  # the CA of a private relay's certificate; empty: the system's CAs
     username: str = ""
     password: SecretStr = field(default_factory=lambda: SecretStr(""))
 
@@ -68,140 +82,263 @@ def wire_bytes(message: OutgoingMessage) -> bytes:
     return _LEADING_DOT.sub(b"..", data) + b".\r\n"
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """One message as the wire carries it: the MAIL and RCPT paths and the DATA payload."""
+
+    sender: str
+    recipient: str
+    payload: bytes
+
+    @classmethod
+    def of(cls, message: OutgoingMessage, sender: str, recipient: str) -> Envelope:
+        """Raises `ValueError` for an address that could inject a command."""
+        return cls(_path(sender), _path(recipient), wire_bytes(message))
+
+
+SendError = SmtpDeferred | SmtpRejected | DeliveryUnknown
+
+
+@dataclass(frozen=True)
+class Handed:
+    """How one message's transaction ended: the server's final reply text, or the error."""
+
+    index: int
+    reply: str | None
+    error: SendError | None
+    seconds: float
+
+
+# What a connection waits for: the reply to one command, or to the message (after the dot).
+Expect = Literal["mail", "rcpt", "data", "message", "rset"]
+
+
+@dataclass
+class _Job:
+    index: int
+    envelope: Envelope
+    started: float = 0.0
+    fresh_only: bool = False  # a pooled connection turned out closed: retry once on a new one
+    refusal: SmtpDeferred | SmtpRejected | None = None  # the first refusal of a pipelined group
+
+
+class _Session:
+    """One open connection: buffers both ways, and the transaction it carries (if any)."""
+
+    def __init__(self, sock: socket.socket, pipelining: bool) -> None:
+        self.sock = sock
+        self.pipelining = pipelining
+        self.reused = False  # it has carried a transaction before this one
+        self.closed = False
+        self.inbox = bytearray()
+        self.outbox = bytearray()
+        self.lines: list[bytes] = []  # a multi-line reply so far
+        self.expect: deque[Expect] = deque()
+        self.job: _Job | None = None
+        self.deadline = 0.0
+        self.registered = 0  # the selector events it is registered for
+
+    @property
+    def free(self) -> bool:
+        """Open, with no transaction and nothing left to send or hear."""
+        return not (self.closed or self.job or self.expect or self.outbox)
+
+    def write(self, data: bytes) -> None:
+        self.outbox += data
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what the socket takes now; the rest waits for it to be writable."""
+        while self.outbox:
+            try:
+                sent = self.sock.send(self.outbox)
+            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                return
+            del self.outbox[:sent]
+
+    def read(self) -> list[tuple[int, bytes]]:
+        """The complete replies that arrived; `_Lost` if the server hung up or spoke nonsense."""
+        while True:
+            try:
+                data = self.sock.recv(_READ_SIZE)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                break
+            if not data:
+                raise _Lost("Connection unexpectedly closed")
+            self.inbox += data
+            pending = getattr(self.sock, "pending", None)  # TLS may hold decrypted bytes back
+            if not (pending and pending()):
+                break
+        replies: list[tuple[int, bytes]] = []
+        start = 0
+        while (end := self.inbox.find(b"\n", start)) >= 0:
+            line = bytes(self.inbox[start:end]).rstrip(b"\r")
+            start = end + 1
+            if not line[:3].isdigit():
+                raise _Lost(f"not an SMTP reply: {line[:80]!r}")
+            self.lines.append(line[4:].strip(b" \t"))
+            if line[3:4] != b"-":
+                replies.append((int(line[:3]), b"\n".join(self.lines)))
+                self.lines = []
+        del self.inbox[:start]
+        if len(self.inbox) > _MAX_REPLY:
+            raise _Lost("reply line too long")
+        return replies
+
+    def events(self) -> int:
+        return selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbox else 0)
+
+    def close(self, polite: bool = False, timeout: float = 5.0) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if polite:
+                self.sock.settimeout(timeout)
+                self.sock.sendall(b"QUIT\r\n")
+                self.sock.recv(_READ_SIZE)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
+
+
+class _Lost(Exception):
+    """The connection can carry nothing more (closed, timed out, or not speaking SMTP)."""
+
+
 class SmtpPool:
-    """Up to `size` open connections, handed to one sending thread at a time."""
+    """Up to `size` open connections, all driven at once by whoever calls `send_many`.
+
+    Not thread-safe: one caller (the mailer's loop) sends at a time.
+    """
 
     def __init__(self, options: SmtpOptions) -> None:
         self._options = options
-        self._idle: queue.LifoQueue[smtplib.SMTP] = queue.LifoQueue()
-        self._lock = threading.Lock()
+        self._timeout = options.timeout.total_seconds()
+        self._idle: list[_Session] = []
         self._closed = False
         self.connections_opened = 0
 
     def send(self, message: OutgoingMessage, sender: str, recipient: str) -> str:
-        """Hand one message over; returns the server's final reply text.
+        """Hand one message over; returns the server's final reply text or raises its error."""
+        envelope = Envelope.of(message, sender, recipient)
+        (handed,) = [handed for handed in self.send_many([envelope]) if handed is not None]
+        if handed.error is not None:
+            raise handed.error
+        return handed.reply or ""
 
-        A pooled connection the server has since closed fails at MAIL; that one case is retried
-        once on a fresh connection, since nothing can have been sent.
+    def send_many(
+        self, envelopes: Sequence[Envelope], idle: float | None = None
+    ) -> Iterator[Handed | None]:
+        """Hand every envelope over, yielding each transaction's end as it comes, in any order.
+
+        Yields `None` when `idle` seconds pass with no transaction ending, so the caller can
+        save what it has meanwhile. A pooled connection the server has since closed fails at
+        MAIL; that one case is retried once on a fresh connection, since nothing was sent. If
+        no connection can be opened, every message left waiting gets that connect error.
         """
-        payload = wire_bytes(message)
-        conn, reused = self._acquire()
+        waiting = deque(_Job(index, envelope) for index, envelope in enumerate(envelopes))
+        busy: list[_Session] = []
+        selector = selectors.DefaultSelector()
+        cannot_connect: SmtpDeferred | None = None
+        last_end = time.monotonic()
         try:
-            reply = self._transaction(conn, sender, recipient, payload)
-        except _StaleConnection as stale:
-            self._discard(conn)
-            if not reused:
-                raise stale.error from None
-            conn, _ = self._acquire(fresh=True)
-            try:
-                reply = self._transaction(conn, sender, recipient, payload)
-            except _StaleConnection as again:
-                self._discard(conn)
-                raise again.error from None
-            except BaseException:
-                self._discard(conn)
-                raise
-        except (SmtpDeferred, SmtpRejected) as exc:
-            self._reset_or_discard(conn, keep=exc.code != 421)
-            raise
-        except BaseException:
-            self._discard(conn)
-            raise
-        self._release(conn)
-        return reply
+            while waiting or busy:
+                ended: list[Handed] = []
+                while waiting:
+                    session, failure = self._session_for(waiting[0], len(busy), cannot_connect)
+                    if failure is not None:
+                        cannot_connect = failure
+                        ended.append(_handed(waiting.popleft(), error=failure))
+                    elif session is None:
+                        break  # every connection is busy: the next reply frees one
+                    else:
+                        busy.append(session)
+                        self._begin(session, waiting.popleft(), ended, waiting)
+                if busy:
+                    self._wait(selector, busy, ended, waiting, idle, last_end)
+                    for session in list(busy):
+                        if session.closed or session.free:
+                            busy.remove(session)
+                            if session.registered:
+                                selector.unregister(session.sock)
+                                session.registered = 0
+                            if not session.closed:
+                                self._release(session)
+                yield from ended
+                if ended:
+                    last_end = time.monotonic()
+                elif idle is not None and time.monotonic() - last_end >= idle:
+                    last_end = time.monotonic()
+                    yield None
+        finally:
+            for session in busy:  # abandoned mid-transaction: the server must not keep it
+                session.close()
+            selector.close()
 
     def close(self) -> None:
-        """Quit every idle connection; connections in use are closed when handed back."""
-        with self._lock:
-            self._closed = True
-        while True:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            self._discard(conn, polite=True)
+        """Quit every idle connection."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for session in idle:
+            session.close(polite=True, timeout=self._timeout)
 
-    def _transaction(self, conn: smtplib.SMTP, sender: str, recipient: str, payload: bytes) -> str:
-        if conn.has_extn("pipelining"):
-            self._pipelined_envelope(conn, sender, recipient)
-            return self._message(conn, payload)
-        try:
-            code, text = _command(conn, "MAIL FROM:", sender)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _StaleConnection(_connection_lost(exc, "mail")) from exc
-        if code != 250:
-            raise reply_error(code, text, "mail")
-        stage: Stage = "rcpt"
-        try:
-            code, text = _command(conn, "RCPT TO:", recipient)
-            if code not in (250, 251):
-                raise reply_error(code, text, "rcpt")
-            stage = "data"
-            code, text = conn.docmd("DATA")
-            if code != 354:
-                raise reply_error(code, text, "data")
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            # Before the final dot the server holds no message: nothing was sent.
-            raise _connection_lost(exc, stage) from exc
-        return self._message(conn, payload)
+    def _wait(
+        self,
+        selector: selectors.BaseSelector,
+        busy: list[_Session],
+        ended: list[Handed],
+        waiting: deque[_Job],
+        idle: float | None,
+        last_end: float,
+    ) -> None:
+        """One select over the busy connections, then whatever timed out."""
+        live = [session for session in busy if not session.closed]
+        if not live:
+            return
+        for session in live:
+            if session.events() != session.registered:
+                _register(selector, session)
+        now = time.monotonic()
+        timeout = max(0.0, min(session.deadline for session in live) - now)
+        if idle is not None:
+            timeout = min(timeout, max(0.0, last_end + idle - now))
+        for key, mask in selector.select(timeout):
+            self._on_ready(key.data, mask, ended, waiting)
+        now = time.monotonic()
+        for session in live:
+            waits = session.expect or session.outbox
+            if waits and not session.closed and session.deadline <= now:
+                self._lose(session, "timed out", ended, waiting)
 
-    def _pipelined_envelope(self, conn: smtplib.SMTP, sender: str, recipient: str) -> None:
-        """MAIL, RCPT and DATA in one write; returns once the server answered DATA with 354.
+    def _session_for(
+        self, job: _Job, busy: int, cannot_connect: SmtpDeferred | None
+    ) -> tuple[_Session | None, SmtpDeferred | None]:
+        """An idle connection, else a new one if there is room: (session, connect error).
 
-        All three replies are read before any is acted on, so a refused MAIL or RCPT leaves the
-        connection in step for RSET. The first refusal is the error, as if the commands had
-        gone one by one; a server that still answers DATA with 354 after one is cut off, since
-        whatever is sent next would be message text.
+        After a failed connect no other is tried in the same call: messages wait for the
+        connections already open, and fail with that error once none is left.
         """
-        commands = f"MAIL FROM:{_path(sender)}\r\nRCPT TO:{_path(recipient)}\r\nDATA\r\n"
+        if self._idle and not job.fresh_only:
+            return self._idle.pop(), None
+        if cannot_connect is not None:
+            return None, (cannot_connect if busy == 0 or job.fresh_only else None)
+        if busy + len(self._idle) >= self._options.size:
+            if not (job.fresh_only and self._idle):
+                return None, None
+            self._idle.pop().close(polite=True, timeout=self._timeout)  # room for a new one
         try:
-            conn.send(commands)
-            code, text = conn.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise _StaleConnection(_connection_lost(exc, "mail")) from exc
-        failure = None if code == 250 else reply_error(code, text, "mail")
-        stage: Stage = "rcpt"
-        try:
-            code, text = conn.getreply()
-            if failure is None and code not in (250, 251):
-                failure = reply_error(code, text, "rcpt")
-            stage = "data"
-            code, text = conn.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            # Nothing was sent; a refusal already read says more than the lost connection.
-            raise failure or _connection_lost(exc, stage) from exc
-        if failure is None and code != 354:
-            failure = reply_error(code, text, "data")
-        if failure is not None:
-            if code == 354:
-                conn.close()
-            raise failure
-
-    def _message(self, conn: smtplib.SMTP, payload: bytes) -> str:
-        """Send the message after the 354 and read the final reply."""
-        try:
-            conn.send(payload)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            # Before the final dot the server holds no message: nothing was sent.
-            raise _connection_lost(exc, "data") from exc
-        try:
-            code, text = conn.getreply()
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            # The whole message went out; only the verdict is missing.
-            raise DeliveryUnknown(
-                f"connection lost awaiting the reply to the message: {exc}"
-            ) from exc
-        if code != 250:
-            raise reply_error(code, text, "data")
-        return text.decode("utf-8", "replace").strip()[:300]
-
-    def _acquire(self, fresh: bool = False) -> tuple[smtplib.SMTP, bool]:
-        if not fresh:
-            try:
-                return self._idle.get_nowait(), True
-            except queue.Empty:
-                pass
-        return self._connect(), False
+            conn = self._connect()
+        except SmtpDeferred as exc:
+            return None, exc
+        sock = conn.sock
+        assert sock is not None  # smtplib connected it
+        if conn.file is not None:
+            conn.file.close()  # the session reads the socket itself from here
+        conn.sock = conn.file = None
+        sock.setblocking(False)
+        return _Session(sock, conn.has_extn("pipelining")), None
 
     def _connect(self) -> smtplib.SMTP:
         options = self._options
@@ -226,12 +363,12 @@ class SmtpPool:
         try:
             conn.ehlo()
             if options.starttls:
-                conn.starttls(context=ssl.create_default_context())
+                conn.starttls(context=ssl.create_default_context(cafile=options.ca_file or None))
                 conn.ehlo()
             if options.username:
                 conn.login(options.username, options.password.get_secret_value())
         except smtplib.SMTPAuthenticationError as exc:
-            self._discard(conn)
+            conn.close()
             # Never echo credentials; the server's code says enough.
             raise SmtpDeferred(
                 f"SMTP AUTH refused ({exc.smtp_code}); check TRIGGERLINE_MAILER_SMTP_USERNAME "
@@ -241,64 +378,154 @@ class SmtpPool:
                 connection_level=True,
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            self._discard(conn)
+            conn.close()
             raise SmtpDeferred(
                 f"SMTP session set-up with {options.host}:{options.port} failed: {exc}",
                 code=None,
                 stage="connect",
                 connection_level=True,
             ) from exc
-        with self._lock:
-            self.connections_opened += 1
+        self.connections_opened += 1
         return conn
 
-    def _release(self, conn: smtplib.SMTP) -> None:
-        with self._lock:
-            keep = not self._closed and self._idle.qsize() < self._options.size
-        if keep:
-            self._idle.put(conn)
-        else:
-            self._discard(conn, polite=True)
+    def _begin(
+        self, session: _Session, job: _Job, ended: list[Handed], waiting: deque[_Job]
+    ) -> None:
+        job.started = job.started or time.monotonic()
+        session.job = job
+        envelope = job.envelope
+        try:
+            if session.pipelining:
+                self._command(
+                    session,
+                    f"MAIL FROM:{envelope.sender}\r\nRCPT TO:{envelope.recipient}\r\nDATA\r\n",
+                    "mail",
+                    "rcpt",
+                    "data",
+                )
+            else:
+                self._command(session, f"MAIL FROM:{envelope.sender}\r\n", "mail")
+        except OSError as exc:
+            self._lose(session, str(exc), ended, waiting)
 
-    def _reset_or_discard(self, conn: smtplib.SMTP, keep: bool) -> None:
-        if keep:
-            try:
-                conn.rset()
-            except (smtplib.SMTPException, OSError):
-                keep = False
-        if keep:
-            self._release(conn)
+    def _command(self, session: _Session, text: str, *expect: Expect) -> None:
+        session.expect.extend(expect)
+        session.deadline = time.monotonic() + self._timeout
+        session.write(text.encode("ascii"))
+
+    def _on_ready(
+        self, session: _Session, mask: int, ended: list[Handed], waiting: deque[_Job]
+    ) -> None:
+        try:
+            if mask & selectors.EVENT_WRITE:
+                session.flush()
+            if mask & selectors.EVENT_READ:
+                for code, text in session.read():
+                    if not session.expect:
+                        raise _Lost(f"unexpected reply {code}")
+                    self._on_reply(session, session.expect.popleft(), code, text, ended)
+        except (_Lost, OSError) as exc:
+            self._lose(session, str(exc) or type(exc).__name__, ended, waiting)
+
+    def _on_reply(
+        self, session: _Session, stage: Expect, code: int, text: bytes, ended: list[Handed]
+    ) -> None:
+        job = session.job
+        if stage == "rset":
+            if code != 250:
+                raise _Lost(f"RSET refused with {code}")
+            return
+        assert job is not None
+        if stage == "message":
+            if code == 250:
+                reply = text.decode("utf-8", "replace").strip()[:300]
+                self._end(session, _handed(job, reply=reply), ended)
+            else:
+                self._refused(session, reply_error(code, text, "data"), ended)
+            return
+        if code not in _ACCEPTED[stage] and job.refusal is None:
+            job.refusal = reply_error(code, text, stage)
+        if session.expect:
+            return  # the rest of a pipelined group is still to come
+        if job.refusal is not None:
+            if code == 354:  # a server that accepts DATA anyway: what follows would be text
+                session.close()
+                self._end(session, _handed(job, error=job.refusal), ended)
+            else:
+                self._refused(session, job.refusal, ended)
+        elif stage == "mail":
+            self._command(session, f"RCPT TO:{job.envelope.recipient}\r\n", "rcpt")
+        elif stage == "rcpt":
+            self._command(session, "DATA\r\n", "data")
         else:
-            self._discard(conn)
+            session.expect.append("message")
+            session.deadline = time.monotonic() + self._timeout
+            session.write(job.envelope.payload)
+
+    def _refused(
+        self, session: _Session, error: SmtpDeferred | SmtpRejected, ended: list[Handed]
+    ) -> None:
+        """The server said no: that message ends, and the connection is reset for the next."""
+        assert session.job is not None
+        self._end(session, _handed(session.job, error=error), ended)
+        if error.code == 421:  # the server is closing this connection
+            session.close()
+        else:
+            self._command(session, "RSET\r\n", "rset")
+
+    def _lose(self, session: _Session, why: str, ended: list[Handed], waiting: deque[_Job]) -> None:
+        """The connection is gone; its transaction ends by the stage it had reached."""
+        job = session.job
+        stage = session.expect[0] if session.expect else "mail"
+        unsent = bool(session.outbox)
+        session.close()
+        session.job = None
+        if job is None:
+            return  # it was between messages (a RSET): nothing is lost
+        error: SendError
+        if stage == "message":
+            if unsent:  # the final dot never left: the server holds no message
+                error = _connection_lost(why, "data")
+            else:
+                error = DeliveryUnknown(f"connection lost awaiting the reply to the message: {why}")
+        elif job.refusal is not None:
+            error = job.refusal  # a refusal already read says more than the lost connection
+        elif stage == "mail" and session.reused and not job.fresh_only:
+            job.fresh_only = True
+            waiting.appendleft(job)
+            return
+        else:
+            error = _connection_lost(why, "mail" if stage == "rset" else stage)
+        ended.append(_handed(job, error=error))
 
     @staticmethod
-    def _discard(conn: smtplib.SMTP, polite: bool = False) -> None:
-        try:
-            if polite:
-                conn.quit()
-        except (smtplib.SMTPException, OSError):
-            pass
-        finally:
-            conn.close()
+    def _end(session: _Session, handed: Handed, ended: list[Handed]) -> None:
+        session.job = None
+        session.reused = True
+        ended.append(handed)
+
+    def _release(self, session: _Session) -> None:
+        if self._closed or len(self._idle) >= self._options.size:
+            session.close(polite=True, timeout=self._timeout)
+        else:
+            self._idle.append(session)
 
 
-class _StaleConnection(Exception):
-    def __init__(self, error: SmtpDeferred) -> None:
-        super().__init__(str(error))
-        self.error = error
+_ACCEPTED: dict[Expect, tuple[int, ...]] = {"mail": (250,), "rcpt": (250, 251), "data": (354,)}
 
 
-def _command(conn: smtplib.SMTP, verb: str, address: str) -> tuple[int, bytes]:
-    """MAIL or RCPT for one address, without options.
+def _handed(job: _Job, reply: str | None = None, error: SendError | None = None) -> Handed:
+    seconds = time.monotonic() - job.started if job.started else 0.0
+    return Handed(job.index, reply, error, seconds)
 
-    smtplib's `mail` and `rcpt` run every address through `email.utils.parseaddr`, which costs
-    more than the command's round trip; an address that is already a bare mailbox (validated
-    when the message was built) is sent as is, anything else takes smtplib's path.
-    """
-    if _BARE_MAILBOX.fullmatch(address) is None:
-        return conn.mail(address) if verb.startswith("MAIL") else conn.rcpt(address)
-    conn.putcmd(f"{verb}<{address}>")
-    return conn.getreply()
+
+def _register(selector: selectors.BaseSelector, session: _Session) -> None:
+    events = session.events()
+    if session.registered:
+        selector.modify(session.sock, events, session)
+    else:
+        selector.register(session.sock, events, session)
+    session.registered = events
 
 
 def _path(address: str) -> str:
@@ -313,9 +540,9 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _connection_lost(exc: BaseException, stage: Stage) -> SmtpDeferred:
+def _connection_lost(why: str, stage: Stage) -> SmtpDeferred:
     return SmtpDeferred(
-        f"SMTP connection lost at {stage.upper()} (nothing was sent): {exc}",
+        f"SMTP connection lost at {stage.upper()} (nothing was sent): {why}",
         code=None,
         stage=stage,
         connection_level=True,

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hmac
 import itertools
 import logging
 import re
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -29,7 +31,7 @@ from types import FrameType, TracebackType
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +232,24 @@ class _Handler:
         return f"{number:06d}"
 
 
+class _Authenticator:
+    """Accepts one login and password (aiosmtpd's authenticator hook)."""
+
+    def __init__(self, login: str, password: str) -> None:
+        self._login = login.encode()
+        self._password = password.encode()
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and hmac.compare_digest(data.login, self._login)
+            and hmac.compare_digest(data.password, self._password)
+        )
+        return AuthResult(success=ok, handled=False)
+
+
 class _CountingController(Controller):
     def __init__(self, handler: _Handler, state: _State, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -255,7 +275,10 @@ class SmtpSink:
         port: int = 0,
         maildir: Path | None = None,
         pipelining: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+        login: tuple[str, str] | None = None,
     ):
+        """`tls_context` offers STARTTLS and requires it; `login` requires AUTH with that pair."""
         self.host = host
         self.port = port or free_port(host)
         self._state = _State()
@@ -269,6 +292,11 @@ class SmtpSink:
             port=self.port,
             ready_timeout=10.0,
             data_size_limit=10 * 1024 * 1024,
+            tls_context=tls_context,
+            require_starttls=tls_context is not None,
+            auth_required=login is not None,
+            auth_require_tls=tls_context is not None,
+            authenticator=_Authenticator(*login) if login is not None else None,
         )
 
     def start(self) -> SmtpSink:

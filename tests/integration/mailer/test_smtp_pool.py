@@ -9,7 +9,7 @@ import pytest
 
 from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected
 from services.mailer.message import build_message
-from services.mailer.smtp import SmtpOptions, SmtpPool
+from services.mailer.smtp import Envelope, SmtpOptions, SmtpPool
 from services.mailer.templates import Rendered
 from services.simulator.smtp_sink import Fault, SmtpSink, free_port
 from tests.unit.mailer.helpers import NOW, request
@@ -146,3 +146,44 @@ def test_a_pooled_connection_the_server_closed_is_replaced_once() -> None:
     finally:
         pool.close()
     assert pool.connections_opened == 2
+
+
+def envelope(to: str, key: str) -> Envelope:
+    message = build_message(
+        request(email=to, idempotency_key=key),
+        Rendered("Hi", "<p>hi</p>", "hi"),
+        sender=SENDER,
+        now=NOW,
+    )
+    return Envelope.of(message, SENDER, to)
+
+
+def test_a_batch_in_flight_at_once_ends_each_message_by_its_own_fault(sink: SmtpSink) -> None:
+    """Faults on some connections end only their own messages; the rest go out on the others."""
+    sink.set_fault("soft@example.com", Fault("rcpt", "451 4.3.0 Try again later", times=1))
+    sink.set_fault("gone@example.com", Fault("rcpt", "550 5.1.1 No such user"))
+    sink.set_fault("cut@example.com", Fault("drop", times=1))
+    sink.set_fault("slow@example.com", Fault("data", delay=0.5, times=1))
+    special = ["soft@example.com", "gone@example.com", "cut@example.com", "slow@example.com"]
+    recipients = [f"ok{n}@example.com" for n in range(12)]
+    for position, address in enumerate(special):
+        recipients.insert(3 * position + 1, address)
+    pool = make_pool(sink.port, size=3)
+    try:
+        envelopes = [envelope(to, f"k{n}") for n, to in enumerate(recipients)]
+        ended = list(pool.send_many(envelopes, idle=0.05))
+    finally:
+        pool.close()
+    handed = {h.index: h for h in ended if h is not None}
+    assert sorted(handed) == list(range(len(recipients)))
+    errors = {recipients[i]: type(h.error).__name__ for i, h in handed.items() if h.error}
+    assert errors == {
+        "soft@example.com": "SmtpDeferred",
+        "gone@example.com": "SmtpRejected",
+        "cut@example.com": "DeliveryUnknown",
+    }
+    assert handed[recipients.index("slow@example.com")].seconds >= 0.5
+    assert None in ended  # the slow reply left the caller idle moments to save its rows
+    received = sorted(r for m in sink.messages if not m.dropped for r in m.rcpt_tos)
+    assert received == sorted(set(recipients) - set(errors))
+    assert pool.connections_opened <= 4  # three, and one to replace the dropped connection
