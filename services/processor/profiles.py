@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.common.db.tables import identities, profiles, suppressions
@@ -35,6 +36,34 @@ class Profile:
 
 # Values per `IN (...)` list: well inside every dialect's bound-parameter limit.
 _IN_CHUNK = 500
+
+# The statements are built once: constructing and cache-keying a SQLAlchemy expression on every
+# lookup cost more than running it. A cache miss on an identity is one statement for the
+# identities and their profiles, and one for the suppression entries of the addresses found.
+_PROFILE_COLUMNS = (
+    profiles.c.profile_id.label("found_profile_id"),
+    profiles.c.email,
+    profiles.c.first_name,
+    profiles.c.locale,
+    profiles.c.timezone,
+    profiles.c.email_consent,
+)
+# One `kind = ? AND value IN (...)` per kind and chunk: a long OR of pairs would exceed
+# SQLite's expression depth on a large batch.
+_IDENTITIES_AND_PROFILES = (
+    select(identities.c.kind, identities.c.value, identities.c.profile_id, *_PROFILE_COLUMNS)
+    .select_from(identities.outerjoin(profiles, profiles.c.profile_id == identities.c.profile_id))
+    .where(
+        identities.c.kind == bindparam("kind"),
+        identities.c.value.in_(bindparam("values", expanding=True)),
+    )
+)
+_PROFILES = select(*_PROFILE_COLUMNS).where(
+    profiles.c.profile_id.in_(bindparam("values", expanding=True))
+)
+_SUPPRESSIONS = select(suppressions.c.email, suppressions.c.reason).where(
+    suppressions.c.email.in_(bindparam("values", expanding=True))
+)
 
 
 class ProfileStore:
@@ -121,19 +150,16 @@ class ProfileStore:
         for key in keys:
             by_kind.setdefault(key.kind.value, []).append(key.value)
         found: dict[IdentityKey, str] = {}
+        rows: dict[str, Profile | None] = {}
         try:
             with self._engine.connect() as connection:
-                # One `kind = ? AND value IN (...)` per kind and chunk: a long OR of pairs
-                # would exceed SQLite's expression depth on a large batch.
                 for kind, values in by_kind.items():
                     for chunk in _chunks(values):
-                        query = select(
-                            identities.c.kind, identities.c.value, identities.c.profile_id
-                        ).where(identities.c.kind == kind, identities.c.value.in_(chunk))
-                        for k, value, pid in connection.execute(query):
-                            found[IdentityKey(IdentityKind(k), value)] = pid
-                wanted = list(dict.fromkeys(found.values()))
-                rows, reasons = self._select_profiles(connection, wanted)
+                        params = {"kind": kind, "values": list(chunk)}
+                        for row in connection.execute(_IDENTITIES_AND_PROFILES, params):
+                            found[IdentityKey(IdentityKind(row.kind), row.value)] = row.profile_id
+                            rows[row.profile_id] = _profile(row)
+                reasons = self._select_suppressions(connection, _addresses(rows))
         except SQLAlchemyError as exc:
             raise TransientFailure(f"identity lookup failed: {type(exc).__name__}") from exc
         return found, rows, reasons
@@ -141,9 +167,14 @@ class ProfileStore:
     def _query_profiles(
         self, profile_ids: Sequence[str]
     ) -> tuple[dict[str, Profile | None], dict[str, str | None]]:
+        """The profiles (None where gone) and the suppression entries of their addresses."""
+        rows: dict[str, Profile | None] = dict.fromkeys(profile_ids)
         try:
             with self._engine.connect() as connection:
-                return self._select_profiles(connection, profile_ids)
+                for chunk in _chunks(profile_ids):
+                    for row in connection.execute(_PROFILES, {"values": list(chunk)}):
+                        rows[row.found_profile_id] = _profile(row)
+                return rows, self._select_suppressions(connection, _addresses(rows))
         except SQLAlchemyError as exc:
             raise TransientFailure(f"profile lookup failed: {type(exc).__name__}") from exc
 
@@ -154,44 +185,33 @@ class ProfileStore:
         except SQLAlchemyError as exc:
             raise TransientFailure(f"suppression lookup failed: {type(exc).__name__}") from exc
 
-    def _select_profiles(
-        self, connection: Connection, profile_ids: Sequence[str]
-    ) -> tuple[dict[str, Profile | None], dict[str, str | None]]:
-        """The profiles (None where gone) and the suppression entries of their addresses."""
-        rows: dict[str, Profile | None] = dict.fromkeys(profile_ids)
-        for chunk in _chunks(profile_ids):
-            query = select(
-                profiles.c.profile_id,
-                profiles.c.email,
-                profiles.c.first_name,
-                profiles.c.locale,
-                profiles.c.timezone,
-                profiles.c.email_consent,
-            ).where(profiles.c.profile_id.in_(chunk))
-            for row in connection.execute(query):
-                rows[row.profile_id] = Profile(
-                    profile_id=row.profile_id,
-                    email=row.email,
-                    first_name=row.first_name,
-                    locale=row.locale,
-                    timezone=row.timezone,
-                    email_consent=bool(row.email_consent),
-                )
-        addresses = [suppression_key(p.email) for p in rows.values() if p is not None]
-        return rows, self._select_suppressions(connection, addresses)
-
     @staticmethod
     def _select_suppressions(
         connection: Connection, addresses: Sequence[str]
     ) -> dict[str, str | None]:
         reasons: dict[str, str | None] = dict.fromkeys(addresses)
         for chunk in _chunks(list(reasons)):
-            query = select(suppressions.c.email, suppressions.c.reason).where(
-                suppressions.c.email.in_(chunk)
-            )
-            for address, reason in connection.execute(query):
+            for address, reason in connection.execute(_SUPPRESSIONS, {"values": list(chunk)}):
                 reasons[address] = None if reason is None else str(reason)
         return reasons
+
+
+def _profile(row: Row[Any]) -> Profile | None:
+    """The profile columns of a row; None when an identity points at a profile that is gone."""
+    if row.found_profile_id is None:
+        return None
+    return Profile(
+        profile_id=row.found_profile_id,
+        email=row.email,
+        first_name=row.first_name,
+        locale=row.locale,
+        timezone=row.timezone,
+        email_consent=bool(row.email_consent),
+    )
+
+
+def _addresses(rows: Mapping[str, Profile | None]) -> list[str]:
+    return [suppression_key(p.email) for p in rows.values() if p is not None]
 
 
 def suppression_key(email: str) -> str:

@@ -1,23 +1,14 @@
 """The claim and suppression tests again, on PostgreSQL (`make postgres-up`).
 
-Each test gets a database of its own, created and dropped here, on the local server named by
-TRIGGERLINE_TEST_POSTGRES_URL. An unreachable server fails the tests and names the command.
+Each test gets a database of its own (the `postgres_engine` fixture), on the local server named
+by TRIGGERLINE_TEST_POSTGRES_URL. An unreachable server fails the tests and names the command.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-
 import pytest
-from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
-from services.common.db.engine import make_engine, upgrade
-from services.common.settings import DatabaseSettings, load
 from tests.unit.mailer.test_claims import (  # the same assertions, another database
     test_a_batch_claim_decides_every_key_on_its_own_row,
     test_a_released_claim_can_be_claimed_again_at_once,
@@ -50,32 +41,7 @@ __all__ = [
     "test_suppressions_ignore_case_and_keep_the_first_reason",
 ]
 
-SERVER = os.environ.get(
-    "TRIGGERLINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:15432/triggerline"
-)
-
 
 @pytest.fixture
-def engine() -> Iterator[Engine]:
-    name = f"test_mailer_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"no PostgreSQL answers at {make_url(SERVER).render_as_string(hide_password=True)} "
-            f"({exc.orig}); run `make postgres-up` or set TRIGGERLINE_TEST_POSTGRES_URL",
-            pytrace=False,
-        )
-    url = make_url(SERVER).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(load(DatabaseSettings, {"url": SecretStr(url)}))
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def engine(postgres_engine: Engine) -> Engine:
+    return postgres_engine
