@@ -265,7 +265,11 @@ def main() -> int:
         "sink_detail": f"{SINK_NAMES[args.sink]}, loopback",
         "target_emails_per_second": 2000,
     }
-    write_result("mailer_throughput", result)
+    # One file per set-up, so the reference run (one process, C sink, SQLite) is not overwritten.
+    variant = "" if args.sink == "smtp-sink" else f"-{args.sink}"
+    if args.processes > 1:
+        variant += f"-{args.processes}-processes-{result['database'].split('+')[0]}"
+    write_result(f"mailer_throughput{variant}", result)
     complete = all(r["emails_received"] == args.count for r in runs)
     return 0 if complete and result["duplicates"] == 0 else 1
 
