@@ -320,28 +320,32 @@ def throughput(
 
 
 def latency(
-    bootstrap: str, root: Path, rate: float, seconds: float, profiles: int
+    bootstrap: str, root: Path, rate: float, seconds: float, profiles: int, workers: int = 1
 ) -> dict[str, Any]:
-    ns = make_namespace(bootstrap, root, f"latency-{rate:.0f}", profiles)
+    ns = make_namespace(bootstrap, root, f"latency-{rate:.0f}-{workers}", profiles)
     reader = OutputReader(bootstrap, ns)
     reader.start()
-    worker = Worker(bootstrap, ns, new_app_id(), 0)
+    app_id = new_app_id()
+    running = [Worker(bootstrap, ns, app_id, i) for i in range(workers)]
     try:
-        worker.wait_up()
-        warm = produce(bootstrap, ns, 50)  # until the worker has its partitions and caches
+        for worker in running:
+            worker.wait_up()
+        warm = produce(bootstrap, ns, 50)  # until the workers have their partitions and caches
         if not reader.wait_for(set(warm), deadline=90):
             raise RuntimeError("warm-up triggers never came out")
-        cpu_before = cpu_seconds(worker.process.pid)
+        cpu_before = sum(cpu_seconds(worker.process.pid) for worker in running)
         sent = produce(bootstrap, ns, int(rate * seconds), rate)
         complete = reader.wait_for(set(sent), deadline=120)
-        worker_cpu = cpu_seconds(worker.process.pid) - cpu_before
+        worker_cpu = sum(cpu_seconds(worker.process.pid) for worker in running) - cpu_before
         latencies = [reader.seen[m] - t for m, t in sent.items() if m in reader.seen]
     finally:
         reader.stopping.set()
         reader.join(5)
-        worker.stop()
+        for worker in running:
+            worker.stop()
     return {
         "offered_per_s": round(rate, 1),
+        "workers": workers,
         "seconds": seconds,
         "triggers": len(sent),
         "outputs": len(latencies),
@@ -483,6 +487,9 @@ def main() -> int:
             }
         two, _ = throughput(args.bootstrap, root, args.count, 2, args.profiles)
         paced = latency(args.bootstrap, root, args.rate, args.latency_seconds, args.profiles)
+        paced_two = latency(
+            args.bootstrap, root, args.rate, args.latency_seconds, args.profiles, workers=2
+        )
         lower = [
             latency(args.bootstrap, root, float(rate), args.latency_seconds, args.profiles)
             for rate in args.lower_rates.split(",")
@@ -506,6 +513,7 @@ def main() -> int:
                 3,
             ),
             "latency_at_1m_per_hour": paced,
+            "latency_at_1m_per_hour_two_workers": paced_two,
             "latency_at_lower_rates": lower,
             "memory_dedup_keys": memory,
             "notes": (
