@@ -133,7 +133,7 @@ def internal_error(request: EmailRequest, error: BaseException) -> Verdict:
 
 
 class Delivery:
-    """The per-request pipeline; thread-safe, so the loop runs several at once."""
+    """The per-request pipeline, run by the loop's thread for a whole poll at a time."""
 
     def __init__(
         self,

@@ -480,6 +480,7 @@ class SmtpPool:
         unsent = bool(session.outbox)
         session.close()
         session.job = None
+        log.debug("SMTP connection lost while waiting for %s: %s", stage, why)
         if job is None:
             return  # it was between messages (a RSET): nothing is lost
         error: SendError
