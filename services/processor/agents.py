@@ -1,8 +1,8 @@
 """The faust agents: decode, call the rules, emit, record the outcome; one `try` per event.
 
 Stage 1 (`resolve`, on triggers.raw, keyed by mcId): decode, route, resolve the visitor to a
-profile, re-key by profile id. Triggers that only cancel (a purchase) are resolved too, so they
-reach their profile's state. Stage 2 (`decide`, on the repartition topic) applies the policies
+profile (the lookups of a batch of records at once), re-key by profile id. Triggers that only
+cancel (a purchase) are resolved too, so they reach their profile's state. Stage 2 (`decide`, on the repartition topic) applies the policies
 in this order, each ending the trigger with its outcome when it says no:
 
 1. dedup: the same messageId (`duplicate:repeat_message`), then the campaign's dedup window
@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,12 +56,15 @@ from services.processor.profiles import ProfileStore
 from services.processor.recorder import Recorder, RetryPolicy
 from services.processor.rules.cancel import normal_trigger_id
 from services.processor.rules.enrichments import Enrichments, parse_enrichments
-from services.processor.rules.identity import identity_candidates, resolve_profile
+from services.processor.rules.identity import IdentityKey, identity_candidates, resolve_profile
 from services.processor.rules.routing import build_routes, route_trigger
 from services.processor.rules.state import to_millis
 from services.processor.rules.trigger import Trigger, trigger_from_record
 
 log = logging.getLogger(__name__)
+
+RESOLVE_BATCH = 200
+RESOLVE_WAIT_S = 0.01
 
 __all__ = ["Pipeline", "RetryPolicy", "decode", "register_agents", "state_retention"]
 
@@ -79,6 +83,16 @@ def state_retention(config: PipelineConfig) -> timedelta:
         if campaign.frequency_cap is not None:
             spans.append(campaign.frequency_cap.window)
     return max(spans)
+
+
+@dataclass(frozen=True)
+class _Routed:
+    """A decoded trigger some campaign wants (or that cancels one), before its lookup."""
+
+    source: Source
+    trigger: Trigger
+    campaign: str | None
+    candidates: tuple[IdentityKey, ...]
 
 
 class Pipeline:
@@ -108,19 +122,43 @@ class Pipeline:
 
     # -- stage 1: triggers.raw -> repartition topic -------------------------------------------
 
-    async def on_trigger(self, message: Any) -> None:
+    async def on_triggers(self, messages: Sequence[Any]) -> None:
+        """Stage 1 for a batch of records, in order; each still ends on its own.
+
+        The identities of the whole batch are looked up at once (one worker-thread call and one
+        statement for what the cache lacks), so each trigger's own lookup is a cache hit.
+        """
         started = time.perf_counter()
-        source = source_of(message)
-        try:
-            await self._route_and_resolve(source)
-        except InvalidInput as exc:
-            await self.recorder.invalid("resolve", source, exc)
-        except Exception as exc:
-            await self.recorder.failed("resolve", source, exc)
-        LATENCY.labels("resolve").observe(time.perf_counter() - started)
+        routed: list[_Routed] = []
+        for message in messages:
+            source = source_of(message)
+            try:
+                item = await self._route(source)
+            except InvalidInput as exc:
+                await self.recorder.invalid("resolve", source, exc)
+            except Exception as exc:
+                await self.recorder.failed("resolve", source, exc)
+            else:
+                if item is not None:
+                    routed.append(item)
+        keys = [key for item in routed for key in item.candidates]
+        if keys:
+            try:
+                await self.recorder.retrying(lambda: self.store.prefetch(keys))
+            except Exception:  # each trigger's own lookup meets it again and records it
+                log.exception("identity prefetch for %d triggers failed", len(routed))
+        for item in routed:
+            try:
+                await self._resolve(item)
+            except InvalidInput as exc:
+                await self.recorder.invalid("resolve", item.source, exc)
+            except Exception as exc:
+                await self.recorder.failed("resolve", item.source, exc)
+            LATENCY.labels("resolve").observe(time.perf_counter() - started)
         self.probes.beat()
 
-    async def _route_and_resolve(self, source: Source) -> None:
+    async def _route(self, source: Source) -> _Routed | None:
+        """Decode and route; a trigger no campaign covers ends here with its outcome."""
         trigger, enrichments = decode(source.value)
         campaign = route_trigger(trigger.trigger_id, self.routes)
         cancels = normal_trigger_id(trigger.trigger_id) in self.decisions.cancellers
@@ -133,7 +171,7 @@ class Pipeline:
                 trigger_id=trigger.trigger_id,
                 position=source.position,
             )
-            return
+            return None
         identity = self.config.identity
         candidates = identity_candidates(
             trigger.mc_id,
@@ -141,21 +179,25 @@ class Pipeline:
             identity.declared_id_dimensions,
             identity.email_dimensions,
         )
-        found = await self.recorder.retrying(lambda: self.store.find_profiles(candidates))
-        resolution = resolve_profile(candidates, found)
+        return _Routed(source, trigger, campaign, candidates)
+
+    async def _resolve(self, item: _Routed) -> None:
+        """Find the profile and re-key the trigger by it, or end it as unmatched."""
+        found = await self.recorder.retrying(lambda: self.store.find_profiles(item.candidates))
+        resolution = resolve_profile(item.candidates, found)
         if resolution is None:
-            await self.outputs.unmatched(source, "no_profile")
+            await self.outputs.unmatched(item.source, "no_profile")
             await self.recorder.outcome(
                 "resolve",
                 OutcomeStatus.UNMATCHED,
-                trigger.message_id,
+                item.trigger.message_id,
                 reason="no_profile",
-                trigger_id=trigger.trigger_id,
-                campaign=campaign,
-                position=source.position,
+                trigger_id=item.trigger.trigger_id,
+                campaign=item.campaign,
+                position=item.source.position,
             )
             return
-        await self.outputs.forward(resolution.profile_id, source)
+        await self.outputs.forward(resolution.profile_id, item.source)
         TRIGGERS.labels("resolve", "forwarded").inc()
 
     # -- stage 2: repartition topic -> emails.<campaign> ----------------------------------------
@@ -204,8 +246,11 @@ def register_agents(wiring: Wiring, pipeline: Pipeline, release_interval: timede
 
     @app.agent(wiring.triggers, name="resolve")  # type: ignore[misc]  # faust is untyped
     async def resolve(stream: Any) -> None:
-        async for event in stream.events():
-            await pipeline.on_trigger(event.message)
+        # Stage 1 keeps no state, so it may take records in batches: whatever is already
+        # buffered (up to RESOLVE_BATCH) goes at once, and a lone record waits RESOLVE_WAIT_S at
+        # most. faust acks a batch's events only after the body has handled all of them.
+        async for events in stream.take_events(RESOLVE_BATCH, within=RESOLVE_WAIT_S):
+            await pipeline.on_triggers([event.message for event in events])
 
     @app.agent(wiring.outputs.by_profile, name="decide")  # type: ignore[misc]
     async def decide(stream: Any) -> None:
