@@ -3,7 +3,8 @@
 Stage 1 (`resolve`, on triggers.raw, keyed by mcId): decode, route, resolve the visitor to a
 profile (the lookups of a batch of records at once), re-key by profile id. Triggers that only
 cancel (a purchase) are resolved too, so they reach their profile's state. Stage 2 (`decide`,
-on the repartition topic) applies the policies in this order, each ending the trigger with its outcome when it says no:
+on the repartition topic) applies the policies in this order, each ending the trigger with its
+outcome when it says no:
 
 1. dedup: the same messageId (`duplicate:repeat_message`), then the campaign's dedup window
    (`duplicate:dedup_window`). First, because a repeat must be recognised even when it would
