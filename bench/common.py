@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
 
 
 def free_port() -> int:
@@ -27,6 +28,26 @@ def cpu_seconds(pid: int) -> float:
     # Fields after the parenthesised command name; utime and stime are the 14th and 15th.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# JVM threads that compile or sweep code: busy for minutes after a broker starts, whatever the
+# load, so a broker's CPU is reported with and without them.
+_JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre", "Sweeper thread")
+
+
+def jvm_cpu_seconds(pid: int) -> dict[str, float]:
+    """A JVM's CPU time so far, split into `jit` (its compiler threads) and `work` (the rest)."""
+    jit = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        if name.startswith(_JIT_THREADS):
+            jit += int(fields[11]) + int(fields[12])
+    compiling = jit / os.sysconf("SC_CLK_TCK")
+    return {"jit": compiling, "work": cpu_seconds(pid) - compiling}
 
 
 def percentiles(

@@ -6,9 +6,12 @@ namespace (TRIGGERLINE_TOPICS_PREFIX) with its own SQLite profile database:
 * throughput: N Avro envelopes are pre-loaded on `<prefix>triggers.raw` (confluent-kafka), then
   K workers start; triggers/s is N over the span from the first to the last output (email
   request or outcome), and also over the wall time from worker start (start-up included).
-* latency: one warm worker, triggers produced at a paced rate (default 278/s, i.e. 1M/h);
-  latency is the output record's timestamp minus the input record's (both producer CreateTime
-  on this machine): decode, resolve, repartition, dedup and policies, emit.
+* latency: one or two workers, triggers produced at a paced rate (default 278/s, i.e. 1M/h),
+  every one for a profile the worker has not cached yet; latency is the output record's
+  timestamp minus the input record's (both producer CreateTime on this machine): decode,
+  resolve, repartition, dedup and policies, emit. The first `--warmup-seconds` of the paced
+  stream are reported apart as `cold_start` (a worker that just started: connections, caches,
+  start-up garbage); percentiles are of the steady state after it.
 * memory: the 1-worker throughput run leaves N unique dedup keys in the worker's state; we read
   its RSS and the size of its RocksDB directory and extrapolate to 1M keys (stated as such).
 
@@ -159,8 +162,11 @@ def envelope(mcid: str, message_id: str, now_ms: int) -> Data:
     return data
 
 
-def produce(bootstrap: str, ns: Namespace, count: int, rate: float | None = None) -> dict[str, int]:
-    """Produce `count` triggers (paced at `rate`/s if given); returns messageId -> CreateTime."""
+def produce(
+    bootstrap: str, ns: Namespace, count: int, rate: float | None = None, first: int = 0
+) -> dict[str, int]:
+    """Produce `count` triggers (paced at `rate`/s if given) for the profiles from index `first`
+    on; returns messageId -> CreateTime, in the order sent."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5 if rate is None else 0})
     serde = envelope_serde()
     sent: dict[str, int] = {}
@@ -172,7 +178,7 @@ def produce(bootstrap: str, ns: Namespace, count: int, rate: float | None = None
                 time.sleep(wait)
         now_ms = int(time.time() * 1000)
         message_id = str(uuid.uuid4())
-        data = envelope(ns.mcids[i % len(ns.mcids)], message_id, now_ms)
+        data = envelope(ns.mcids[(first + i) % len(ns.mcids)], message_id, now_ms)
         producer.produce(
             ns.topics.triggers_raw.name,
             key=data.key.encode(),
@@ -320,9 +326,18 @@ def throughput(
 
 
 def latency(
-    bootstrap: str, root: Path, rate: float, seconds: float, profiles: int, workers: int = 1
+    bootstrap: str,
+    root: Path,
+    rate: float,
+    seconds: float,
+    profiles: int,
+    workers: int = 1,
+    warmup_seconds: float = 10,
 ) -> dict[str, Any]:
-    ns = make_namespace(bootstrap, root, f"latency-{rate:.0f}-{workers}", profiles)
+    warm_count, count = int(rate * warmup_seconds), int(rate * seconds)
+    warm_up = 50  # until the workers have their partitions: not paced, not measured
+    needed = max(profiles, warm_up + warm_count + count)  # every trigger a new profile
+    ns = make_namespace(bootstrap, root, f"latency-{rate:.0f}-{workers}", needed)
     reader = OutputReader(bootstrap, ns)
     reader.start()
     app_id = new_app_id()
@@ -330,27 +345,38 @@ def latency(
     try:
         for worker in running:
             worker.wait_up()
-        warm = produce(bootstrap, ns, 50)  # until the workers have their partitions and caches
+        warm = produce(bootstrap, ns, warm_up)
         if not reader.wait_for(set(warm), deadline=90):
             raise RuntimeError("warm-up triggers never came out")
         cpu_before = sum(cpu_seconds(worker.process.pid) for worker in running)
-        sent = produce(bootstrap, ns, int(rate * seconds), rate)
-        complete = reader.wait_for(set(sent), deadline=120)
+        # One paced stream: its first `warm_count` triggers are the cold start.
+        sent = list(produce(bootstrap, ns, warm_count + count, rate, first=warm_up).items())
+        complete = reader.wait_for({m for m, _ in sent}, deadline=120)
         worker_cpu = sum(cpu_seconds(worker.process.pid) for worker in running) - cpu_before
-        latencies = [reader.seen[m] - t for m, t in sent.items() if m in reader.seen]
     finally:
         reader.stopping.set()
         reader.join(5)
         for worker in running:
             worker.stop()
+
+    def latencies(part: list[tuple[str, int]]) -> list[float]:
+        return [float(reader.seen[m] - t) for m, t in part if m in reader.seen]
+
+    steady, cold = latencies(sent[warm_count:]), latencies(sent[:warm_count])
     return {
         "offered_per_s": round(rate, 1),
         "workers": workers,
         "seconds": seconds,
-        "triggers": len(sent),
-        "outputs": len(latencies),
+        "triggers": count,
+        "outputs": len(steady),
         "complete": complete,
-        "latency_ms": {k: float(v) for k, v in percentiles([float(x) for x in latencies]).items()},
+        "latency_ms": percentiles(steady),
+        "cold_start": {
+            "seconds": warmup_seconds,
+            "triggers": warm_count,
+            "latency_ms": percentiles(cold),
+        },
+        # Over the whole paced stream, cold start included.
         "worker_cpu_ms_per_trigger": round(worker_cpu * 1000 / max(1, len(sent)), 2),
     }
 
@@ -457,6 +483,12 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=1_000_000 / 3600)
     parser.add_argument("--latency-seconds", type=float, default=20)
     parser.add_argument(
+        "--warmup-seconds",
+        type=float,
+        default=10,
+        help="paced seconds reported apart as the cold start, before the measured ones",
+    )
+    parser.add_argument(
         "--lower-rates",
         default="25,100",
         help="also measure latency at these offered rates (triggers/s, comma-separated)",
@@ -486,12 +518,13 @@ def main() -> int:
                 ),
             }
         two, _ = throughput(args.bootstrap, root, args.count, 2, args.profiles)
-        paced = latency(args.bootstrap, root, args.rate, args.latency_seconds, args.profiles)
+        paced_at = {"seconds": args.latency_seconds, "warmup_seconds": args.warmup_seconds}
+        paced = latency(args.bootstrap, root, args.rate, profiles=args.profiles, **paced_at)
         paced_two = latency(
-            args.bootstrap, root, args.rate, args.latency_seconds, args.profiles, workers=2
+            args.bootstrap, root, args.rate, profiles=args.profiles, workers=2, **paced_at
         )
         lower = [
-            latency(args.bootstrap, root, float(rate), args.latency_seconds, args.profiles)
+            latency(args.bootstrap, root, float(rate), profiles=args.profiles, **paced_at)
             for rate in args.lower_rates.split(",")
             if rate.strip()
         ]

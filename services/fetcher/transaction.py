@@ -11,14 +11,16 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from services.common.dlq import dead_letter_headers
 from services.common.errors import InvalidInput
-from services.common.kafka import Headers
+from services.common.kafka import Headers, make_producer
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
+from services.common.settings import KafkaSettings
 from services.common.topics import TOPICS
 from services.fetcher.envelopes import Data, Sync, parse_envelope
 from services.fetcher.pointer import pointer_key, pointer_value
@@ -29,6 +31,28 @@ log = logging.getLogger(__name__)
 # Delivery reports are served every this many sends rather than after each one: a poll per
 # record cost about a third of the produce path, and commit_transaction flushes them all anyway.
 POLL_EVERY = 512
+
+
+def make_ingest_producer(
+    kafka: KafkaSettings, transactional_id: str, flush_period: timedelta
+) -> Producer:
+    """The transactional producer of one ingest worker.
+
+    Records are visible to read_committed readers only at the commit, and the commit sends
+    whatever is still queued at once. So records may wait in the client for as long as a
+    transaction can stay open (`flush_period`): they then go in a few large batches per partition
+    instead of one small batch every 5 ms, which halves the broker's CPU per envelope
+    (bench/fetcher_ingest) and adds no latency.
+    """
+    return make_producer(
+        kafka,
+        client_id=transactional_id,
+        transactional_id=transactional_id,
+        overrides={
+            "transaction.timeout.ms": 60000,
+            "linger.ms": int(flush_period.total_seconds() * 1000),
+        },
+    )
 
 
 class TransactionAborted(Exception):

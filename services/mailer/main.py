@@ -16,6 +16,7 @@ from services.common.db.engine import make_engine, upgrade
 from services.common.health import HealthServer, Probes
 from services.common.kafka import ensure_topics, make_admin, make_consumer, make_producer
 from services.common.logsetup import configure_logging
+from services.common.runtime import freeze_startup_heap
 from services.common.settings import unknown_variables
 from services.common.topics import TOPICS
 from services.mailer import metrics
@@ -170,6 +171,7 @@ def main(argv: list[str]) -> int:
             config.mailer.smtp_port,
             config.mailer.smtp_pool_size,
         )
+        log.debug("start-up heap frozen: %d objects", freeze_startup_heap())
         mailer.run(stop)
     finally:
         health.stop()

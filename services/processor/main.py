@@ -12,6 +12,7 @@ from services.common.health import Probes
 from services.common.kafka import ensure_topics, make_admin
 from services.common.logsetup import configure_logging
 from services.common.pipeline_config import load_pipeline_config
+from services.common.runtime import freeze_startup_heap
 from services.common.settings import unknown_variables
 from services.common.topics import TOPICS, TopicSpec
 from services.processor.agents import Pipeline, register_agents
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         override_logging=False,  # keep the one handler configure_logging installed
         quiet=True,
     )
+    log.debug("start-up heap frozen: %d objects", freeze_startup_heap())
     try:
         worker.execute_from_commandline()
     except SystemExit as exit_:
