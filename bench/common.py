@@ -10,8 +10,12 @@ import shlex
 import socket
 import sys
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka import Consumer, Message
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -48,6 +52,27 @@ def jvm_cpu_seconds(pid: int) -> dict[str, float]:
             jit += int(fields[11]) + int(fields[12])
     compiling = jit / os.sysconf("SC_CLK_TCK")
     return {"jit": compiling, "work": cpu_seconds(pid) - compiling}
+
+
+def read_stamps(
+    bootstrap: str, topic: str, count: int, deadline: float, stamp: Callable[[Message], float]
+) -> list[float]:
+    """`stamp` of each of the first `count` records of `topic` (fewer if the deadline passes)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-stamps-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    stamps: list[float] = []
+    end = time.monotonic() + deadline
+    while len(stamps) < count and time.monotonic() < end:
+        stamps += [stamp(m) for m in consumer.consume(1000, 0.05) if not m.error()]
+    consumer.close()
+    return stamps
 
 
 def percentiles(

@@ -41,7 +41,13 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import cpu_seconds, free_port, percentiles, write_result  # noqa: E402
+from bench.common import (  # noqa: E402
+    cpu_seconds,
+    free_port,
+    percentiles,
+    read_stamps,
+    write_result,
+)
 from services.common.db.engine import make_engine, upgrade  # noqa: E402
 from services.common.db.tables import identities, profiles  # noqa: E402
 from services.common.kafka import ensure_topics, make_admin  # noqa: E402
@@ -444,21 +450,8 @@ def baselines(bootstrap: str, root: Path, count: int, profiles: int) -> dict[str
 
 def read_timestamps(bootstrap: str, topic: str, count: int, deadline: float) -> list[int]:
     """CreateTime of the first `count` records of `topic` (fewer if the deadline passes)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-stamps-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    stamps: list[int] = []
-    end = time.monotonic() + deadline
-    while len(stamps) < count and time.monotonic() < end:
-        stamps += [m.timestamp()[1] for m in consumer.consume(1000, 0.5) if not m.error()]
-    consumer.close()
-    return stamps
+    stamps = read_stamps(bootstrap, topic, count, deadline, lambda m: m.timestamp()[1])
+    return [int(stamp) for stamp in stamps]
 
 
 def cleanup(bootstrap: str) -> None:
