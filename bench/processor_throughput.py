@@ -263,15 +263,16 @@ class Worker:
             [str(EXECUTABLE), "processor"], env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
 
-    def wait_up(self, deadline: float = 60) -> None:
+    def wait_up(self, deadline: float = 60, probe: str = "/healthz") -> None:
+        """Until `probe` answers 200: `/readyz` once the worker has its partitions."""
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{probe}", timeout=2):
                     return
-            except OSError:
+            except OSError:  # not listening yet, or 503 (HTTPError is an OSError)
                 time.sleep(0.3)
-        raise RuntimeError("processor did not come up")
+        raise RuntimeError(f"processor did not answer {probe}")
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -350,7 +351,7 @@ def latency(
     running = [Worker(bootstrap, ns, app_id, i) for i in range(workers)]
     try:
         for worker in running:
-            worker.wait_up()
+            worker.wait_up(probe="/readyz")  # partitions assigned: no rebalance in the measure
         warm = produce(bootstrap, ns, warm_up)
         if not reader.wait_for(set(warm), deadline=90):
             raise RuntimeError("warm-up triggers never came out")

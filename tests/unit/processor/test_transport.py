@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import aiokafka
 import pytest
+from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from services.processor import transport
 from services.processor.transport import ReadCommittedConsumerThread
@@ -89,3 +91,28 @@ def test_agent_records_wait_for_the_rebalance_to_end_and_are_fetched_again(
     # the changelog restores state during the rebalance: it is never held back
     assert [r.offset for r in records[CHANGELOG]] == [3, 4]
     assert spans == {CHANGELOG: (3, 5)}
+
+
+def test_the_worker_consumer_reads_committed_data_with_short_long_polls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both are set on aiokafka's consumer before it starts. Without them it would read the
+    fetcher's aborted batches and park drained partitions for faust's 1.5 s long polls."""
+
+    async def build() -> tuple[str, int]:
+        # What faust's own thread builds: its settings, a consumer not started yet.
+        built = aiokafka.AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=1500)
+        monkeypatch.setattr(
+            aiokafka_driver.AIOKafkaConsumerThread,
+            "_create_worker_consumer",
+            lambda self, transport: built,
+        )
+        thread = ReadCommittedConsumerThread.__new__(ReadCommittedConsumerThread)
+        consumer = thread._create_worker_consumer(None)
+        try:
+            return consumer._isolation_level, consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(build()) == (transport.READ_COMMITTED, transport.FETCH_MAX_WAIT_MS)
+    assert transport.FETCH_MAX_WAIT_MS < 1500
