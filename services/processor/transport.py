@@ -10,10 +10,10 @@ Four faust-streaming behaviours are corrected here, and nowhere else:
   partitions that had nothing buffered when it was sent. A partition drained while it is in
   flight is not fetched again until it returns. The broker parks the fetch until one of the
   partitions it names has data, for at most `fetch_max_wait_ms`, which faust sets to 1.5 s. A
-  record could therefore wait a whole long poll on each of the processor's two hops. A worker
-  that fell behind after a pause stayed about 3 s behind at 1M/hour
-  (bench/processor_throughput). We cap the wait at FETCH_MAX_WAIT_MS: an idle worker then
-  sends ten empty fetches a second.
+  record could therefore wait a whole long poll on each of the processor's two hops: after a
+  3 s stall at 1M/hour a worker could stay about 3 s behind for good. We cap the wait at
+  FETCH_MAX_WAIT_MS: it then catches up within seconds, and an idle worker sends ten empty
+  fetches a second.
 * Offset gaps. Transactions leave offsets that hold no record for a `read_committed` reader
   (commit/abort markers, aborted records). faust commits "last acked record + 1" and bridges only
   the gaps it sees between two delivered records, so the trailing marker of every burst is never
