@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from typing import Protocol
 
 from services.common.kafka import Headers
 
 HEADER_PREFIX = "x-"
+# A dead letter's value is cut to this, far inside any topic's max.message.bytes (1 MB by
+# default) with room for its headers, so Kafka never refuses the record that reports a problem.
+DEAD_LETTER_MAX_VALUE = 256 * 1024
 
 
-class SourceMessage(Protocol):
-    """What a dead-letter record needs of a consumed message (confluent `Message` fits)."""
+def bounded_value(
+    value: bytes, size: int | None = None, sha256: str | None = None
+) -> tuple[bytes, Headers]:
+    """The value a dead letter may carry, plus headers describing what was cut.
 
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> bytes | str | None: ...
-    def value(self) -> bytes | str | None: ...
-    def headers(self) -> Headers | None: ...
-    def timestamp(self) -> tuple[int, int]: ...
+    `size` and `sha256` describe the original when `value` is already only its start (a line
+    too long to buffer whole); otherwise they are measured here. An original that fits comes
+    back untouched with no headers.
+    """
+    size = len(value) if size is None else size
+    if size <= DEAD_LETTER_MAX_VALUE and len(value) == size:
+        return value, []
+    digest = sha256 or hashlib.sha256(value).hexdigest()
+    return value[:DEAD_LETTER_MAX_VALUE], [
+        ("x-truncated", b"true"),
+        ("x-original-size", str(size).encode()),
+        ("x-original-sha256", digest.encode()),
+    ]
 
 
 def dead_letter_headers(
@@ -57,26 +68,3 @@ def dead_letter_headers(
     if attempt is not None:
         headers.append(("x-attempt", str(attempt).encode()))
     return headers
-
-
-def headers_for_message(
-    message: SourceMessage,
-    *,
-    service: str,
-    reason: str,
-    error: BaseException | None,
-    attempt: int | None = None,
-) -> Headers:
-    """Dead-letter headers for a consumed confluent-kafka message."""
-    timestamp_type, timestamp = message.timestamp()
-    return dead_letter_headers(
-        service=service,
-        reason=reason,
-        error=error,
-        source_topic=message.topic() or "",
-        source_partition=message.partition() or 0,
-        source_offset=message.offset() or 0,
-        source_timestamp_ms=timestamp if timestamp_type else None,
-        attempt=attempt,
-        original=message.headers(),
-    )

@@ -57,6 +57,11 @@ def parse_enrichments(text: str) -> Enrichments:
         document = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput("bad_enrichments", f"enrichments are not JSON: {exc}") from None
+    return enrichments_from_document(document)
+
+
+def enrichments_from_document(document: Any) -> Enrichments:
+    """The same reading of an already decoded enrichments object (the fetcher has one)."""
     if not isinstance(document, dict):
         return Enrichments()
     summary = document.get("analyticsHitSummary")
@@ -109,11 +114,26 @@ def products(enrichments: Enrichments, dimensions: Iterable[str]) -> tuple[str, 
     return tuple(found)
 
 
-def variables(enrichments: Enrichments, mapping: Mapping[str, str]) -> dict[str, str]:
-    """Template variables (`cartUrl` -> first `pageURL` value); absent values are left out."""
-    values: dict[str, str] = {}
-    for variable, dimension in mapping.items():
-        value = enrichments.first(dimension)
-        if value is not None:
-            values[variable] = value
-    return values
+
+def first_hit(document: Any, names: Iterable[str]) -> str | None:
+    """The first non-empty hit value of the first named dimension that has one.
+
+    Reads a decoded enrichments object the way `Enrichments.first` reads a parsed one
+    (whitespace-stripped keys, empty hits skipped), touching only the named dimensions: the
+    fetcher asks this of every envelope, so it does not build the whole `Enrichments`.
+    """
+    summary = document.get("analyticsHitSummary") if isinstance(document, dict) else None
+    dimensions = summary.get("dimensions") if isinstance(summary, dict) else None
+    if not isinstance(dimensions, dict):
+        return None
+    for name in names:
+        wanted = name.strip()
+        for key, dimension in dimensions.items():
+            if str(key).strip() != wanted or not isinstance(dimension, dict):
+                continue
+            data = dimension.get("data")
+            for item in data if isinstance(data, list) else [data]:
+                text = _text(item)
+                if text is not None:
+                    return text
+    return None

@@ -2,14 +2,14 @@
 
 Each worker owns a fixed set of upstream partitions, one streamed GET (with `assign` from its
 committed pointer) and one transactional producer whose id is stable for that set, so a
-restarted worker fences any zombie still holding the same id. Everything read between two
-flushes, plus the pointer that covers it, is one Kafka transaction.
+restarted worker fences any zombie still holding the same id. Everything handled between two
+flushes, plus the pointer that covers it, is one Kafka transaction. Each envelope's fate is
+decided by `rules.handling.decide`; this module applies it and keeps the loop turning.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +19,26 @@ from typing import Protocol
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from services.common.backoff import Backoff
-from services.common.errors import PermanentFailure, TransientFailure
+from services.common.errors import (
+    ConfigurationError,
+    PermanentFailure,
+    TransientFailure,
+    TriggerlineError,
+)
+from services.fetcher.buffer import Closed, LineBuffer
+from services.fetcher.envelopes import Data, EnvelopeRules, parse_line, position_hint
+from services.fetcher.framing import Frame, Oversized
+from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.flush import FlushLimits, flush_due
+from services.fetcher.rules.handling import DeadLetter, Ping, Skip, Write, decide
+from services.fetcher.rules.partitions import marker_partitions, uncovered
+from services.fetcher.rules.retry import (
+    Pending,
+    RetryPolicy,
+    Verdict,
+    after_failure,
+    first_failure,
+)
 from services.fetcher.status import FetcherStatus
 from services.fetcher.transaction import IngestTransaction, ProducerBroken, TransactionAborted
 from services.fetcher.upstream import StreamRequest, Unauthorized, UpstreamStream
@@ -30,12 +48,26 @@ log = logging.getLogger(__name__)
 # Kafka's own special offsets, used in `assign` for a partition with no stored pointer.
 RESET_OFFSETS = {"latest": -1, "earliest": -2}
 _END = object()
-QUEUE_SLICE = 100  # lines per item of the reader's queue
+QUEUE_SLICE = 100  # lines per item of the reader's buffer
+# Produce errors that concern one record, not the producer: that envelope is retried.
+_RECORD_ERRORS = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT, KafkaError._INVALID_ARG}
 
 
 class Tokens(Protocol):
     def token(self) -> str: ...
     def invalidate(self, token: str) -> None: ...
+
+
+class NoToken(TransientFailure):
+    """Auth gave no token (down or refusing): upstream was not even asked."""
+
+
+class UncoveredPartitions(ConfigurationError):
+    """Upstream has partitions no worker reads: running on would leave them unread."""
+
+
+class Fenced(Exception):
+    """Another process holds this worker's transactional id: this one is the zombie."""
 
 
 class IngestWorker:
@@ -47,9 +79,10 @@ class IngestWorker:
         name: str,
         topic: str,
         partitions: list[int],
+        upstream_partitions: int,
         group: str,
         reset: str,
-        pointers: dict[int, int],
+        cursors: dict[int, Cursor],
         upstream: UpstreamStream,
         tokens: Tokens,
         producer_factory: Callable[[str], Producer],
@@ -57,17 +90,20 @@ class IngestWorker:
         limits: FlushLimits,
         status: FetcherStatus,
         stop: threading.Event,
-        max_buffered: int = 10000,
+        rules: EnvelopeRules,
+        retry: RetryPolicy,
+        max_retrying: int = 1000,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
         sync_interval_ms: int = 0,
         backoff: Backoff | None = None,
-        on_fatal: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.name = name
         self._topic = topic
         self._partitions = partitions
+        self._upstream_partitions = upstream_partitions
         self._group = group
         self._reset = reset
-        self._pointers = dict(pointers)  # committed: partition -> next offset
+        self._committed = dict(cursors)
         self._upstream = upstream
         self._tokens = tokens
         self._producer_factory = producer_factory
@@ -75,21 +111,22 @@ class IngestWorker:
         self._limits = limits
         self._status = status
         self._stop = stop
-        self._max_buffered = max_buffered
+        self._rules = rules
+        self._retry = retry
+        self._max_retrying = max_retrying
+        self._max_buffered_bytes = max_buffered_bytes
         self._sync_interval_ms = sync_interval_ms
         self._backoff = backoff or Backoff()
-        self._on_fatal = on_fatal
+        self._pending: dict[tuple[int, int], Pending] = {}
         self._last_token = ""
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        status.register(name, partitions)
 
     def _request(self) -> StreamRequest:
-        assign = {p: self._pointers.get(p, RESET_OFFSETS[self._reset]) for p in self._partitions}
+        reset = RESET_OFFSETS[self._reset]
+        assign = {
+            p: self._committed[p].resume_at if p in self._committed else reset
+            for p in self._partitions
+        }
         return StreamRequest(self._topic, self._group, assign, self._reset, self._sync_interval_ms)
 
     def _new_producer(self) -> Producer:
@@ -99,77 +136,107 @@ class IngestWorker:
         producer.init_transactions(60)
         return producer
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Stream until `stop`; every expected failure is retried here with back-off.
+
+        What escapes (a bug, a fenced producer, an uncovered partition) goes to the supervisor,
+        which restarts the worker or stops the process.
+        """
         producer: Producer | None = None
         attempt = 0
-        while not self._stop.is_set():
-            try:
-                if producer is None:
-                    producer = self._new_producer()
-                self._stream_once(producer)
-                attempt = 0
-            except Unauthorized as exc:
-                self._status.failed_connection("unauthorized")
-                log.warning("%s: %s; asking auth for a fresh token", self.name, exc)
-                self._tokens.invalidate(self._last_token)
-                attempt += 1
-                if attempt > 1:  # the first retry with a fresh token goes at once
-                    self._stop.wait(self._backoff.delay(attempt - 1).total_seconds())
-            except TransientFailure as exc:
-                self._status.failed_connection(type(exc).__name__)
-                attempt += 1
-                delay = self._backoff.delay(attempt, exc.retry_after)
-                log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay.total_seconds())
+        try:
+            while not self._stop.is_set():
+                try:
+                    if producer is None:
+                        producer = self._new_producer()
+                    self._stream_once(producer)
+                    attempt = 0
+                    continue
+                except Unauthorized as exc:
+                    self._status.failed_connection(self.name, "unauthorized", True)
+                    log.warning("%s: %s; asking auth for a fresh token", self.name, exc)
+                    self._invalidate()
+                    attempt += 1
+                    if attempt == 1:  # the first retry with a fresh token goes at once
+                        continue
+                    delay = self._backoff.delay(attempt - 1)
+                except NoToken as exc:
+                    self._status.failed_connection(self.name, "no_token", None)
+                    attempt += 1
+                    delay = self._backoff.delay(attempt, exc.retry_after)
+                    log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay.total_seconds())
+                except TransientFailure as exc:
+                    self._status.failed_connection(self.name, type(exc).__name__, False)
+                    attempt += 1
+                    delay = self._backoff.delay(attempt, exc.retry_after)
+                    log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay.total_seconds())
+                except PermanentFailure as exc:
+                    # 400/404: a configuration problem; keep trying slowly so a fix needs no
+                    # restart, and let readiness say so.
+                    self._status.failed_connection(self.name, "refused", True)
+                    log.error("%s: %s; check the pipeline endpoint and topic", self.name, exc)
+                    delay = self._backoff.cap
+                except TransactionAborted:
+                    attempt += 1  # the producer is fine; re-read from the committed pointer
+                    delay = self._backoff.delay(attempt)
+                except (KafkaException, ProducerBroken) as exc:
+                    error = (
+                        exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                    )
+                    if error is not None and error.code() == KafkaError._FENCED:
+                        raise Fenced(self._transactional_id) from exc
+                    # Anything else: drop the producer and start a clean one from the committed
+                    # pointer; what the broken transaction held is aborted by the next init.
+                    log.error("%s: Kafka producer failed (%s); recreating it", self.name, exc)
+                    _discard(producer)
+                    producer = None
+                    attempt += 1
+                    delay = self._backoff.delay(attempt)
                 self._stop.wait(delay.total_seconds())
-            except PermanentFailure as exc:
-                # 400/404: a configuration problem; keep trying slowly so a fix needs no restart.
-                self._status.failed_connection("refused")
-                log.error("%s: %s; check the pipeline endpoint and topic", self.name, exc)
-                self._stop.wait(self._backoff.cap.total_seconds())
-            except TransactionAborted:
-                attempt += 1  # the producer is fine; re-read from the committed pointer
-                self._stop.wait(self._backoff.delay(attempt).total_seconds())
-            except (KafkaException, ProducerBroken) as exc:
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-                if error is not None and error.code() == KafkaError._FENCED:
-                    # Another process holds this transactional id: this one is the zombie.
-                    log.critical("%s: fenced by a newer instance, stopping", self.name)
-                    if self._on_fatal:
-                        self._on_fatal(exc)
-                    return
-                # Anything else: drop the producer and start a clean one from the committed
-                # pointer; what the broken transaction held is aborted by the next init.
-                log.error("%s: Kafka producer failed (%s); recreating it", self.name, exc)
-                if producer is not None:
-                    producer.purge()
-                    producer.flush(0)
-                producer = None
-                attempt += 1
-                self._stop.wait(self._backoff.delay(attempt).total_seconds())
-        if producer is not None:
-            producer.flush(10)
+        finally:
+            if producer is not None:
+                producer.flush(10)
+
+    def _invalidate(self) -> None:
+        """Tell auth the token was refused; auth being down too is retried, never raised."""
+        try:
+            self._tokens.invalidate(self._last_token)
+        except TriggerlineError as exc:
+            self._status.failed_connection(self.name, "no_token", None)
+            log.warning("%s: could not reach auth to renew the token: %s", self.name, exc)
+
+    def _token(self) -> str:
+        try:
+            self._last_token = self._tokens.token()
+        except TriggerlineError as exc:
+            raise NoToken(f"auth gave no token: {exc}") from None
+        return self._last_token
 
     def _stream_once(self, producer: Producer) -> None:
-        self._last_token = token = self._tokens.token()
-        # Items are slices of at most QUEUE_SLICE lines, so the bound counts envelopes (rounded
-        # up to a slice) whatever their size, and memory stays flat at any upstream rate.
-        slots = max(1, -(-self._max_buffered // QUEUE_SLICE))
-        lines: queue.Queue[object] = queue.Queue(maxsize=slots)
+        token = self._token()
+        # A new stream starts from the committed pointer: retries queued by an aborted
+        # transaction are read again, those committed as waiting keep their first failure.
+        self._pending = {
+            key: entry
+            for key, entry in self._pending.items()
+            if key[0] in self._committed and key[1] in self._committed[key[0]].retrying
+        }
+        self._status.retries(self.name, len(self._pending))
+        buffer = LineBuffer(self._max_buffered_bytes)
         request = self._request()
         reader = threading.Thread(
-            target=self._read, args=(request, token, lines), name=f"{self.name}-reader", daemon=True
+            target=self._read,
+            args=(request, token, buffer),
+            name=f"{self.name}-reader",
+            daemon=True,
         )
         reader.start()
         batch = self._transaction(producer)
         last_item = time.monotonic()
-        expected = dict(request.assign)
         try:
             while not self._stop.is_set():
-                wait = self._wait_time(batch, last_item)
-                try:
-                    item = lines.get(timeout=wait)
-                except queue.Empty:
-                    item = None
+                self._status.progress(self.name)
+                item = buffer.get(self._wait_time(batch, last_item))
                 now = time.monotonic()
                 if item is _END:
                     break
@@ -177,28 +244,160 @@ class IngestWorker:
                     raise item
                 if isinstance(item, list):
                     last_item = now
-                    data = sum(batch.add(line, expected) for line in item)
-                    self._status.read(sum(map(len, item)), data, len(item) - data)
+                    self._handle(item, batch)
+                self._retry_due(batch, now)
                 if flush_due(
                     batch.count,
                     timedelta(seconds=now - batch.first_at),
                     timedelta(seconds=now - last_item),
                     self._limits,
                 ):
-                    self._pointers.update(batch.commit())
-                    batch = self._transaction(producer)
-            if batch.open:
-                self._pointers.update(batch.commit())
+                    batch = self._commit(batch, producer)
+            self._commit(batch, producer)
         except (TransientFailure, PermanentFailure):
             # Upstream broke, Kafka did not: what was read are whole envelopes, so commit them
             # with their pointer and resume after them (a half envelope was never parsed).
-            if batch.open:
-                self._pointers.update(batch.commit())
+            self._commit(batch, producer)
             raise
         except BaseException:
             if batch.open:
                 batch.abort()
             raise
+        finally:
+            buffer.close()
+
+    def _handle(self, frames: list[Frame], batch: IngestTransaction) -> None:
+        """Apply the decision for every envelope of a slice of lines to the transaction."""
+        started = time.perf_counter()
+        data = pings = 0
+        for frame in frames:
+            if isinstance(frame, Oversized):
+                data += 1
+                self._dead_letter_oversized(frame, batch)
+                continue
+            for parsed in parse_line(frame, self._rules):
+                action = decide(parsed, batch.cursors, self._partitions, self._pending)
+                if isinstance(action, Ping):
+                    pings += 1
+                    self._check_marker(action.marker)
+                    continue
+                data += 1
+                if isinstance(action, Write):
+                    self._check_gap(action.data, batch.cursors)
+                    self._write(action.data, frame, batch)
+                elif isinstance(action, DeadLetter):
+                    error = action.error
+                    log.warning("%s: malformed envelope dead-lettered: %s", self.name, error)
+                    batch.dead_letter(action.raw, error.reason, error.detail, action.position)
+                    self._status.failed_envelope(self.name)
+                elif isinstance(action, Skip):
+                    batch.skip()
+        self._status.handled(
+            self.name, len(frames), data, pings, batch.count, time.perf_counter() - started
+        )
+
+    def _write(self, data: Data, line: bytes, batch: IngestTransaction) -> None:
+        """Produce one record; a failure of this record alone queues it for a retry."""
+        try:
+            batch.write(data)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _RECORD_ERRORS:
+                raise
+            self._queue_retry(data, line, exc, batch)
+        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:  # encoding
+            self._queue_retry(data, line, exc, batch)
+
+    def _queue_retry(
+        self, data: Data, line: bytes, error: BaseException, batch: IngestTransaction
+    ) -> None:
+        position = (data.partition, data.offset)
+        if len(self._pending) >= self._max_retrying:
+            detail = f"{len(self._pending)} envelopes already wait; {error}"
+            batch.dead_letter(line, "retry_queue_full", detail, position)
+            self._status.failed_envelope(self.name)
+            return
+        log.warning("%s: envelope %d:%d failed (%s); retrying", self.name, *position, error)
+        self._pending[position] = first_failure(
+            line, *position, error, time.monotonic(), self._retry
+        )
+        batch.hold(*position)
+        self._status.retries(self.name, len(self._pending))
+
+    def _retry_due(self, batch: IngestTransaction, now: float) -> None:
+        """Retry every queued envelope whose period is over; dead-letter the expired ones."""
+        for key, entry in list(self._pending.items()):
+            if entry.next_at > now:
+                continue
+            del self._pending[key]
+            data = next(
+                (
+                    parsed
+                    for parsed in parse_line(entry.line, self._rules)
+                    if isinstance(parsed, Data) and (parsed.partition, parsed.offset) == key
+                ),
+                None,
+            )
+            try:
+                if data is None:
+                    raise ValueError("the envelope no longer parses")
+                batch.write(data)
+                log.info("%s: envelope %d:%d written on retry %d", self.name, *key, entry.attempts)
+            except (KafkaException, ValueError, TypeError, OverflowError, UnicodeError) as exc:
+                if isinstance(exc, KafkaException) and exc.args[0].code() not in _RECORD_ERRORS:
+                    self._pending[key] = entry
+                    raise
+                verdict, entry = after_failure(entry, exc, now, self._retry)
+                if verdict is Verdict.RETRY:
+                    self._pending[key] = entry
+                    continue
+                log.error("%s: envelope %d:%d still failing, dead-lettered", self.name, *key)
+                batch.dead_letter(
+                    entry.line, "retries_exhausted", entry.error, key, attempts=entry.attempts
+                )
+                self._status.discarded_envelope()
+        self._status.retries(self.name, len(self._pending))
+
+    def _dead_letter_oversized(self, frame: Oversized, batch: IngestTransaction) -> None:
+        position = position_hint(frame.head)
+        cursor = batch.cursors.get(position[0]) if position else None
+        if position is not None and (
+            position[0] not in self._partitions or (cursor and position[1] < cursor.next)
+        ):
+            position = None
+        detail = f"{frame.size} bytes, over the {len(frame.head)}-byte head kept"
+        log.warning("%s: oversized line (%d bytes) dead-lettered", self.name, frame.size)
+        batch.dead_letter(
+            frame.head, "oversized", detail, position, size=frame.size, sha256=frame.sha256
+        )
+        self._status.failed_envelope(self.name)
+
+    def _check_marker(self, marker: str) -> None:
+        """A SYNC marker that names partitions beyond the configured count stops the fetcher."""
+        seen = marker_partitions(marker)
+        missing = uncovered(seen, self._upstream_partitions) if seen else []
+        if missing:
+            raise UncoveredPartitions(
+                f"upstream topic {self._topic} has partitions {missing} that no worker reads "
+                f"(TRIGGERLINE_FETCHER_UPSTREAM_PARTITIONS={self._upstream_partitions}); "
+                "set it to upstream's partition count"
+            )
+
+    def _check_gap(self, envelope: Data, cursors: dict[int, Cursor]) -> None:
+        """A first offset beyond the stored pointer means upstream no longer held the data."""
+        cursor = cursors.get(envelope.partition)
+        if cursor is None or envelope.offset <= cursor.next or cursor.retrying:
+            return
+        skipped = envelope.offset - cursor.next
+        self._status.reset_detected(skipped)
+        log.error(
+            "%s: DATA LOSS upstream: partition %d resumed at offset %d, pointer was %d; "
+            "%d messages expired before they were read",
+            self.name,
+            envelope.partition,
+            envelope.offset,
+            cursor.next,
+            skipped,
+        )
 
     def _transaction(self, producer: Producer) -> IngestTransaction:
         return IngestTransaction(
@@ -208,7 +407,12 @@ class IngestWorker:
             group=self._group,
             status=self._status,
             stopping=self._stop.is_set,
+            cursors=dict(self._committed),
         )
+
+    def _commit(self, batch: IngestTransaction, producer: Producer) -> IngestTransaction:
+        self._committed.update(batch.commit())
+        return self._transaction(producer)
 
     def _wait_time(self, batch: IngestTransaction, last_item: float) -> float:
         if batch.count == 0:
@@ -216,16 +420,31 @@ class IngestWorker:
         now = time.monotonic()
         until_period = self._limits.period.total_seconds() - (now - batch.first_at)
         until_linger = self._limits.linger.total_seconds() - (now - last_item)
-        return max(0.0, min(until_period, until_linger))
+        return min(0.5, max(0.0, min(until_period, until_linger)))
 
-    def _read(self, request: StreamRequest, token: str, lines: queue.Queue[object]) -> None:
-        """Reader thread: a full queue blocks it, which pushes back on upstream via TCP."""
+    def _read(self, request: StreamRequest, token: str, buffer: LineBuffer) -> None:
+        """Reader thread: a full buffer blocks it, which pushes back on upstream via TCP."""
         try:
-            for batch in self._upstream.batches(request, token):
-                for start in range(0, len(batch), QUEUE_SLICE):
-                    lines.put(batch[start : start + QUEUE_SLICE])
+            for frames in self._upstream.batches(request, token):
+                for start in range(0, len(frames), QUEUE_SLICE):
+                    part = frames[start : start + QUEUE_SLICE]
+                    held = sum(len(f) if isinstance(f, bytes) else len(f.head) for f in part)
+                    read = sum(len(f) if isinstance(f, bytes) else f.size for f in part)
+                    self._status.read(self.name, read, len(part))
+                    buffer.put(part, held)
                 if self._stop.is_set():
                     break
-            lines.put(_END)
+            buffer.put(_END, 0)
+        except Closed:
+            return
         except BaseException as exc:
-            lines.put(exc)
+            try:
+                buffer.put(exc, 0)
+            except Closed:
+                return
+
+
+def _discard(producer: Producer | None) -> None:
+    if producer is not None:
+        producer.purge()
+        producer.flush(0)

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -23,12 +24,18 @@ from services.common.pipeline_config import load_pipeline_config
 from services.common.runtime import freeze_startup_heap
 from services.common.settings import KafkaSettings, LogSettings, PipelineConfigSettings, load
 from services.common.topics import TOPICS
+from services.fetcher.discovery import resolve_endpoint
+from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.ingest import IngestWorker
 from services.fetcher.pointer import load_pointers
 from services.fetcher.rules.flush import FlushLimits
+from services.fetcher.rules.health import not_ready_reason
 from services.fetcher.rules.partitions import replica_partitions, worker_partitions
+from services.fetcher.rules.retry import RetryPolicy
+from services.fetcher.server_conf import apply_server_conf
 from services.fetcher.settings import FetcherSettings
 from services.fetcher.status import FetcherStatus
+from services.fetcher.supervisor import Supervisor
 from services.fetcher.transaction import make_ingest_producer
 from services.fetcher.upstream import UpstreamStream
 
@@ -39,7 +46,7 @@ def main(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="triggerline fetcher", description=__doc__).parse_args(argv)
     logs = load(LogSettings)
     configure_logging("fetcher", logs.level, logs.format)
-    settings = load(FetcherSettings)
+    settings = apply_server_conf(load(FetcherSettings))
     kafka = load(KafkaSettings)
     pipeline = load_pipeline_config(load(PipelineConfigSettings).config)
     group = settings.consumer or pipeline.consumer("triggers")
@@ -62,6 +69,8 @@ def main(argv: list[str]) -> int:
         [TOPICS.triggers_raw, TOPICS.triggers_dlq, TOPICS.fetcher_pointers, TOPICS.outcomes],
     )
 
+    tokens = TokenClient(settings.auth_url, settings.auth_client, settings.auth_secret)
+    endpoint = resolve_endpoint(settings, tokens.token)
     stop = threading.Event()
     probes = Probes()
     probes.not_ready("pointer", "reading the committed upstream pointer")
@@ -71,11 +80,13 @@ def main(argv: list[str]) -> int:
     }
     status = FetcherStatus(
         consumer=group,
-        pipeline_host=settings.pipeline_endpoint.split("://", 1)[-1],
+        pipeline_host=endpoint.split("://", 1)[-1],
         flush_message_count=settings.pointer_flush_message_count,
         flush_period_ms=int(settings.pointer_flush_period_sec * 1000),
         processing_threads=settings.processing_threads,
         routing=routing,
+        retry_period_ms=int(settings.retry_period_sec * 1000),
+        retry_validity_ms=int(settings.retry_validity_sec * 1000),
     )
     server = None
     if settings.monitor_server_port:
@@ -86,23 +97,36 @@ def main(argv: list[str]) -> int:
             {"/pipelined/status": lambda: json_page(True, status.snapshot())},
         ).start()
 
-    tokens = TokenClient(settings.auth_url, settings.auth_client, settings.auth_secret)
     limits = FlushLimits(
         message_count=settings.pointer_flush_message_count,
         period=timedelta(seconds=settings.pointer_flush_period_sec),
         linger=timedelta(milliseconds=settings.linger_ms),
     )
+    rules = EnvelopeRules(
+        declared_dimensions=pipeline.identity.declared_id_dimensions,
+        email_dimensions=pipeline.identity.email_dimensions,
+        max_depth=settings.max_nesting_depth,
+    )
+    retry = RetryPolicy(settings.retry_period_sec, settings.retry_validity_sec)
+    failed: list[BaseException] = []
 
     def producer_factory(transactional_id: str) -> Producer:
         return make_ingest_producer(kafka, transactional_id, limits.period)
 
     def on_fatal(exc: BaseException) -> None:
-        probes.not_ready("kafka", f"fatal: {type(exc).__name__}")
+        failed.append(exc)
+        probes.not_ready("fetcher", f"fatal: {type(exc).__name__}: {exc}"[:300])
         stop.set()
 
-    workers: list[IngestWorker] = []
+    log.info(
+        "upstream has %d partitions per topic (TRIGGERLINE_FETCHER_UPSTREAM_PARTITIONS): "
+        "checked against every SYNC marker and envelope read",
+        settings.upstream_partitions,
+    )
+    supervisors: list[Supervisor] = []
     for topic in settings.topic_list():
-        pointers = load_pointers(kafka, group, topic)
+        cursors = load_pointers(kafka, group, topic)
+        status.resumed(topic, {p: c.resume_at for p, c in cursors.items()})
         owned = replica_partitions(
             settings.upstream_partitions, settings.replica_index, settings.replica_count
         )
@@ -110,28 +134,41 @@ def main(argv: list[str]) -> int:
             "resuming %s for consumer %s from %s",
             topic,
             group,
-            ",".join(f"{p}:{o}" for p, o in sorted(pointers.items())) or f"reset={settings.reset}",
+            ",".join(f"{p}:{c.resume_at}" for p, c in sorted(cursors.items()))
+            or f"reset={settings.reset}",
         )
         for index, partitions in enumerate(worker_partitions(owned, settings.processing_threads)):
             first = partitions[0]
-            workers.append(
-                IngestWorker(
-                    name=f"{topic}-w{index}",
-                    topic=topic,
-                    partitions=partitions,
-                    group=group,
-                    reset=settings.reset,
-                    pointers={p: o for p, o in pointers.items() if p in partitions},
-                    upstream=UpstreamStream(settings.pipeline_endpoint, settings.read_timeout_sec),
-                    tokens=tokens,
-                    producer_factory=producer_factory,
-                    # Stable per partition set, so a restart fences the previous incarnation.
-                    transactional_id=f"{settings.transactional_id_prefix}-{group}-{topic}-p{first}",
-                    limits=limits,
+            worker = IngestWorker(
+                name=f"{topic}-w{index}",
+                topic=topic,
+                partitions=partitions,
+                upstream_partitions=settings.upstream_partitions,
+                group=group,
+                reset=settings.reset,
+                cursors={p: c for p, c in cursors.items() if p in partitions},
+                upstream=UpstreamStream(
+                    endpoint, settings.read_timeout_sec, settings.max_line_bytes
+                ),
+                tokens=tokens,
+                producer_factory=producer_factory,
+                # Stable per partition set, so a restart fences the previous incarnation.
+                transactional_id=f"{settings.transactional_id_prefix}-{group}-{topic}-p{first}",
+                limits=limits,
+                status=status,
+                stop=stop,
+                rules=rules,
+                retry=retry,
+                max_retrying=settings.max_retrying,
+                max_buffered_bytes=settings.max_buffered_bytes,
+                sync_interval_ms=settings.sync_interval_ms,
+            )
+            supervisors.append(
+                Supervisor(
+                    worker,
                     status=status,
                     stop=stop,
-                    max_buffered=settings.max_buffered_envelopes,
-                    sync_interval_ms=settings.sync_interval_ms,
+                    restart_cap=timedelta(seconds=settings.restart_backoff_cap_sec),
                     on_fatal=on_fatal,
                 )
             )
@@ -143,23 +180,40 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.debug("start-up heap frozen: %d objects", freeze_startup_heap())
-    for worker in workers:
-        worker.start()
+    for supervisor in supervisors:
+        supervisor.start()
     probes.ready("pointer")
     log.info(
         "fetcher up: %d workers, status on :%d/pipelined/status",
-        len(workers),
+        len(supervisors),
         settings.monitor_server_port,
     )
     dump_path = Path(settings.dump_state_path)
     while not stop.is_set():
         probes.beat()
-        stop.wait(settings.dump_state_period_sec or 1.0)
-        if settings.dump_state_period_sec:
+        for name, view in status.health_views().items():
+            reason = not_ready_reason(view, settings.stall_after_sec)
+            if reason is None:
+                probes.ready(f"worker {name}")
+            else:
+                probes.not_ready(f"worker {name}", reason)
+        stop.wait(min(settings.dump_state_period_sec or 1.0, 1.0))
+        if settings.dump_state_period_sec and _due(dump_path, settings.dump_state_period_sec):
             dump_path.parent.mkdir(parents=True, exist_ok=True)
             dump_path.write_text(json.dumps(status.snapshot(), indent=2))
-    for worker in workers:
-        worker.join(timeout=40)
+    for supervisor in supervisors:
+        supervisor.join(timeout=40)
     if server:
         server.stop()
+    if failed:
+        log.critical("fetcher stopped: %s", failed[0])
+        return 2
     return 0
+
+
+def _due(path: Path, period: float) -> bool:
+    """Whether the state dump is older than its period (or missing)."""
+    try:
+        return time.time() - path.stat().st_mtime >= period
+    except FileNotFoundError:
+        return True

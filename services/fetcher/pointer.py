@@ -6,17 +6,16 @@ crash the committed pointer and the committed messages agree: nothing is lost, n
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from services.common.errors import TransientFailure
 from services.common.settings import KafkaSettings
 from services.common.topics import TOPICS
+from services.fetcher.rules.cursor import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +24,10 @@ def pointer_key(consumer: str, topic: str, partition: int) -> bytes:
     return f"{consumer}|{topic}|{partition}".encode()
 
 
-def pointer_value(offset: int) -> bytes:
-    return json.dumps({"offset": offset}).encode()
-
-
 def load_pointers(
     settings: KafkaSettings, consumer: str, topic: str, timeout: float = 30.0
-) -> dict[int, int]:
-    """Read the committed pointer of (consumer, topic): upstream partition -> next offset."""
+) -> dict[int, Cursor]:
+    """Read the committed pointer of (consumer, topic): upstream partition -> its cursor."""
     reader = Consumer(
         {
             **settings.client_config(),
@@ -49,11 +44,11 @@ def load_pointers(
         reader.close()
 
 
-def _read_all(reader: Consumer, consumer: str, topic: str, timeout: float) -> dict[int, int]:
+def _read_all(reader: Consumer, consumer: str, topic: str, timeout: float) -> dict[int, Cursor]:
     name = TOPICS.fetcher_pointers.name
     partitions = reader.list_topics(name, timeout=timeout).topics[name].partitions
     prefix = f"{consumer}|{topic}|".encode()
-    pointers: dict[int, int] = {}
+    pointers: dict[int, Cursor] = {}
     reader.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
     # Partition EOF (at the last stable offset, under read_committed) ends the read; transaction
     # markers make offsets unreliable as an end condition.
@@ -73,10 +68,5 @@ def _read_all(reader: Consumer, consumer: str, topic: str, timeout: float) -> di
         key = message.key() or b""
         value = message.value()
         if key.startswith(prefix) and value:
-            pointers[int(key[len(prefix) :])] = int(json.loads(value)["offset"])
+            pointers[int(key[len(prefix) :])] = Cursor.decode(value)
     return pointers
-
-
-def describe(pointers: Mapping[int, int]) -> str:
-    """`0:1090921,1:1071369`: the assign syntax, as Adobe's status page prints it."""
-    return ",".join(f"{p}:{o}" for p, o in sorted(pointers.items()))

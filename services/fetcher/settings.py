@@ -7,16 +7,6 @@ from pydantic_settings import BaseSettings
 
 from services.common.settings import settings_config
 
-# Adobe attribute -> our field; the status page echoes these under Adobe's names.
-ADOBE_NAMES = {
-    "forcedPipelineEndpoint": "pipeline_endpoint",
-    "pointerFlushMessageCount": "pointer_flush_message_count",
-    "pointerFlushPeriodSec": "pointer_flush_period_sec",
-    "processingThreads": "processing_threads",
-    "monitorServerPort": "monitor_server_port",
-    "dumpStatePeriodSec": "dump_state_period_sec",
-}
-
 
 class FetcherSettings(BaseSettings):
     """The pipelined equivalent: where upstream is, how often the pointer is flushed."""
@@ -71,11 +61,53 @@ class FetcherSettings(BaseSettings):
     read_timeout_sec: float = Field(
         30.0, gt=0, description="Reconnect after this long without a byte from upstream."
     )
-    max_buffered_envelopes: int = Field(
-        10000,
-        ge=1,
-        description="Envelopes read from upstream and not yet written, per worker, before "
-        "reading pauses (the open transaction holds up to pointerFlushMessageCount more).",
+    max_line_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Longest upstream line kept; a longer one is dead-lettered truncated, with "
+        "its size and SHA-256, and never buffered whole (upstream's own limit is 1 MB).",
+    )
+    max_nesting_depth: int = Field(
+        64, ge=8, le=200, description="Deepest JSON nesting accepted in an envelope."
+    )
+    max_buffered_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes read from upstream and not yet written, per worker, before reading "
+        "pauses (bounds memory whatever the envelope sizes).",
+    )
+    retry_period_sec: float = Field(
+        30.0,
+        gt=0,
+        description="Wait between retries of an envelope whose processing failed (retryPeriodSec).",
+    )
+    retry_validity_sec: float = Field(
+        300.0,
+        gt=0,
+        description="Dead-letter an envelope still failing after this long, counted in "
+        "trigger-discarded (retryValiditySec; Adobe discards it).",
+    )
+    max_retrying: int = Field(
+        1000, ge=1, description="Envelopes awaiting a retry per worker; past it, dead-lettered."
+    )
+    stall_after_sec: float = Field(
+        60.0,
+        gt=0,
+        description="Readiness fails when a worker made no progress this long while upstream "
+        "answers (a refused token, a wedged loop), or while it is down.",
+    )
+    restart_backoff_cap_sec: float = Field(
+        30.0, gt=0, description="Longest wait before a failed worker is restarted."
+    )
+    discover_pipeline_endpoint: str = Field(
+        "",
+        description="Endpoint discovery service (discoverPipelineEndpoint); used only when "
+        "TRIGGERLINE_FETCHER_PIPELINE_ENDPOINT is empty.",
+    )
+    server_conf: str = Field(
+        "",
+        description="Path of a Campaign serverConf.xml whose <pipelined> attributes are read "
+        "(environment variables win); empty: none.",
     )
     monitor_server_port: int = Field(
         7781,

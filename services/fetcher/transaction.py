@@ -1,8 +1,10 @@
-"""One ingest transaction: the envelopes a worker read since its last commit, and their pointer.
+"""One ingest transaction: the envelopes a worker handled since its last commit, and their pointer.
 
 Records go to Kafka as they are read, inside an open transaction; `commit` adds the pointer
 records for every partition touched and commits all of it at once, so a reader of
-`triggers.raw` (read_committed) and the next start of the worker see the same history.
+`triggers.raw` (read_committed) and the next start of the worker see the same history. Dead
+letters and `invalid` outcomes ride in the same transaction, so they are never lost or doubled
+either.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from datetime import timedelta
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from services.common.dlq import dead_letter_headers
+from services.common.dlq import bounded_value, dead_letter_headers
 from services.common.errors import InvalidInput
 from services.common.kafka import Headers, make_producer
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
 from services.common.settings import KafkaSettings
 from services.common.topics import TOPICS
-from services.fetcher.envelopes import Data, Sync, parse_envelope
-from services.fetcher.pointer import pointer_key, pointer_value
+from services.fetcher.envelopes import Data
+from services.fetcher.pointer import pointer_key
+from services.fetcher.rules.cursor import Cursor
 from services.fetcher.status import FetcherStatus
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,11 @@ class ProducerBroken(Exception):
 
 
 class IngestTransaction:
-    """Everything one worker wrote since its last commit."""
+    """Everything one worker wrote since its last commit, and the cursors that cover it.
+
+    `cursors` is the worker's working copy: each handled envelope moves its partition's cursor,
+    and `commit` writes the cursors of the partitions it touched as pointer records.
+    """
 
     def __init__(
         self,
@@ -75,13 +82,15 @@ class IngestTransaction:
         group: str,
         status: FetcherStatus,
         stopping: Callable[[], bool],
+        cursors: dict[int, Cursor],
     ) -> None:
         self.name = name
-        self.count = 0
+        self.count = 0  # envelopes handled in this transaction, whatever became of them
         self.first_at = 0.0
         self.open = False
+        self.cursors = cursors
+        self._touched: set[int] = set()
         self._sent = 0
-        self.pointer: dict[int, int] = {}
         self._producer = producer
         self._topic = topic
         self._group = group
@@ -93,49 +102,10 @@ class IngestTransaction:
         self._topic_header = ("upstream-topic", topic.encode())
         self._partition_headers: dict[int, tuple[str, bytes]] = {}
 
-    def add(self, line: bytes, expected: dict[int, int]) -> bool:
-        """Put one line into the open transaction; False for a SYNC ping (nothing to write)."""
-        try:
-            envelope = parse_envelope(line)
-        except InvalidInput as exc:
-            self._begin()
-            self._dead_letter(line, exc)
-            self.count += 1
-            return True
-        if isinstance(envelope, Sync):
-            return False
-        self._check_gap(envelope, expected)
-        self._begin()
-        self._produce(envelope)
-        self.pointer[envelope.partition] = envelope.offset + 1
-        expected[envelope.partition] = envelope.offset + 1
-        self.count += 1
-        return True
-
-    def _begin(self) -> None:
-        """Begin the transaction with its first record (SYNC pings produce nothing)."""
-        if not self.open:
-            self._producer.begin_transaction()
-            self.open = True
-            self.first_at = time.monotonic()
-
-    def _check_gap(self, envelope: Data, expected: dict[int, int]) -> None:
-        """A first offset beyond the stored pointer means upstream no longer held the data."""
-        want = expected.get(envelope.partition, -1)
-        if want >= 0 and envelope.offset > want:
-            skipped = envelope.offset - want
-            self._status.reset_detected(skipped)
-            log.error(
-                "%s: DATA LOSS upstream: partition %d resumed at offset %d, pointer was %d; "
-                "%d messages expired before they were read",
-                self.name,
-                envelope.partition,
-                envelope.offset,
-                want,
-                skipped,
-            )
-
-    def _produce(self, envelope: Data) -> None:
+    def write(self, envelope: Data) -> None:
+        """Produce one record to `triggers.raw`; an encoding or produce error leaves the
+        transaction and the cursors as they were."""
+        value = self._envelopes.encode(envelope.record)
         partition = self._partition_headers.get(envelope.partition)
         if partition is None:
             partition = ("upstream-partition", str(envelope.partition).encode())
@@ -146,40 +116,70 @@ class IngestTransaction:
             ("upstream-offset", str(envelope.offset).encode()),
             ("message-id", envelope.message_id.encode()),
         ]
-        self._send(
-            TOPICS.triggers_raw.name,
-            envelope.key.encode(),
-            self._envelopes.encode(envelope.record),
-            headers,
-        )
+        self._begin()
+        self._send(TOPICS.triggers_raw.name, envelope.key.encode(), value, headers)
+        self._move(envelope.partition, envelope.offset, Cursor.advanced)
 
-    def _dead_letter(self, line: bytes, error: InvalidInput) -> None:
-        self._status.failed_envelope()
-        log.warning("%s: malformed envelope to %s: %s", self.name, TOPICS.triggers_dlq.name, error)
+    def dead_letter(
+        self,
+        raw: bytes,
+        reason: str,
+        detail: str,
+        position: tuple[int, int] | None,
+        *,
+        size: int | None = None,
+        sha256: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        """The original bytes (cut to fit, see `bounded_value`) to the dead-letter topic, and an
+        `invalid` outcome, so triggers in = outcomes out holds for what never became a record."""
+        value, cut = bounded_value(raw, size, sha256)
         headers = dead_letter_headers(
             service="fetcher",
-            reason=error.reason,
-            error=error,
+            reason=reason,
+            error=InvalidInput(reason, detail),
             source_topic=f"pipeline:{self._topic}",
-            source_partition=-1,
-            source_offset=-1,
+            source_partition=-1 if position is None else position[0],
+            source_offset=-1 if position is None else position[1],
+            attempt=attempts,
         )
-        self._send(TOPICS.triggers_dlq.name, None, line, headers)
-        message_id = "sha256:" + hashlib.sha256(line).hexdigest()[:32]
-        outcome = Outcome(OutcomeStatus.INVALID, message_id, "fetcher", reason=error.reason)
+        self._begin()
+        self._send(TOPICS.triggers_dlq.name, None, value, [*headers, *cut])
+        digest = sha256 or _sha256(raw)
+        message_id = f"sha256:{digest[:32]}"
+        outcome = Outcome(OutcomeStatus.INVALID, message_id, "fetcher", reason=reason)
         self._send(
-            TOPICS.outcomes.name,
-            message_id.encode(),
-            self._outcomes.encode(outcome.to_record()),
-            None,
+            TOPICS.outcomes.name, message_id.encode(), self._outcomes.encode(outcome.to_record())
         )
+        if position is not None:
+            self._move(*position, Cursor.advanced)
+        else:
+            self.count += 1
+
+    def hold(self, partition: int, offset: int) -> None:
+        """The envelope at `offset` waits for a retry: the pointer must come back for it."""
+        self._begin()
+        self._move(partition, offset, Cursor.retry)
+
+    def skip(self) -> None:
+        """An envelope already written before a restart: counted, nothing produced."""
+        self.count += 1
+
+    def _move(self, partition: int, offset: int, step: Callable[[Cursor, int], Cursor]) -> None:
+        cursor = self.cursors.get(partition) or Cursor(offset)
+        self.cursors[partition] = step(cursor, offset)
+        self._touched.add(partition)
+        self.count += 1
+
+    def _begin(self) -> None:
+        """Begin the transaction with its first record (SYNC pings produce nothing)."""
+        if not self.open:
+            self._producer.begin_transaction()
+            self.open = True
+            self.first_at = time.monotonic()
 
     def _send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: Headers | None,
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
     ) -> None:
         while True:
             try:
@@ -191,14 +191,16 @@ class IngestTransaction:
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
 
-    def commit(self) -> dict[int, int]:
-        """Add the pointer records and commit; returns the pointer now committed."""
-        for partition, offset in self.pointer.items():
+    def commit(self) -> dict[int, Cursor]:
+        """Add the pointer records and commit; returns the cursors now committed."""
+        if not self.open:
+            return {}
+        touched = {p: self.cursors[p] for p in self._touched}
+        for partition, cursor in touched.items():
             self._send(
                 TOPICS.fetcher_pointers.name,
                 pointer_key(self._group, self._topic, partition),
-                pointer_value(offset),
-                None,
+                cursor.encode(),
             )
         started = time.monotonic()
         while True:
@@ -215,9 +217,11 @@ class IngestTransaction:
                     self.abort()
                     raise TransactionAborted() from exc
                 raise
-        self._status.flushed(self._topic, self.pointer, self.count, time.monotonic() - started)
+        self._status.flushed(
+            self.name, self._topic, touched, self.count, time.monotonic() - started
+        )
         self.open = False
-        return dict(self.pointer)
+        return touched
 
     def abort(self) -> None:
         log.warning(
@@ -225,10 +229,14 @@ class IngestTransaction:
             self.name,
             self.count,
         )
-        self._status.aborted(self.count)
+        self._status.aborted(self.name)
         self.open = False
         try:
             self._producer.poll(0)  # serve pending delivery reports, which abort waits for
             self._producer.abort_transaction(30)
         except KafkaException as exc:
             raise ProducerBroken(exc.args[0] if exc.args else exc) from exc
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

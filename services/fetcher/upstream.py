@@ -10,6 +10,7 @@ from datetime import timedelta
 import requests
 
 from services.common.errors import PermanentFailure, TransientFailure
+from services.fetcher.framing import Frame, LineFramer, Oversized
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,26 @@ def _retry_after(response: requests.Response) -> timedelta | None:
 
 
 class UpstreamStream:
-    """Opens consume streams; yields raw envelope lines until the server closes."""
+    """Opens consume streams; yields envelope lines, bounded in length, until the server closes."""
 
-    def __init__(self, endpoint: str, read_timeout: float, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        read_timeout: float,
+        max_line_bytes: int = 1_000_000,
+        connect_timeout: float = 5.0,
+    ) -> None:
         self._endpoint = endpoint.rstrip("/")
         self._timeouts = (connect_timeout, read_timeout)
+        self._max_line_bytes = max_line_bytes
         self._session = requests.Session()
-        self.host = self._endpoint.split("://", 1)[-1]
 
-    def batches(self, request: StreamRequest, token: str) -> Iterator[list[bytes]]:
-        """Complete envelope lines, in the batches the network delivers them.
+    def batches(self, request: StreamRequest, token: str) -> Iterator[list[Frame]]:
+        """Complete envelope lines (or `Oversized` stand-ins), in the batches the network
+        delivers them.
 
-        Lines are split here rather than with `iter_lines`, and handed on a batch at a time:
-        per-line handling in Python would cost more than the envelopes' own processing.
+        Lines are handed on a batch at a time: per-line handling in Python would cost more than
+        the envelopes' own processing.
         """
         url = f"{self._endpoint}/pipeline/topics/{request.topic}/messages"
         try:
@@ -73,20 +81,18 @@ class UpstreamStream:
             raise TransientFailure(f"pipeline unreachable: {type(exc).__name__}") from None
         with response:
             self._raise_for_status(response)
-            pending = b""
+            framer = LineFramer(self._max_line_bytes)
             try:
                 for chunk in response.iter_content(chunk_size=_CHUNK):
-                    pending += chunk
-                    if b"\n" not in chunk:
-                        continue
-                    *complete, pending = pending.split(b"\n")
-                    # blank lines are keep-alives (isspace, unlike strip, copies nothing)
-                    lines = [line for line in complete if line and not line.isspace()]
-                    if lines:
-                        yield lines
+                    frames = framer.feed(chunk)
+                    if frames:
+                        yield frames
             except requests.RequestException as exc:
                 raise TransientFailure(f"pipeline stream broke: {type(exc).__name__}") from None
-            if pending.strip():
+            rest = framer.remainder()
+            if isinstance(rest, Oversized):
+                yield [rest]  # over the bound whole or not, it can never be a message
+            elif rest is not None:
                 # The server closed in the middle of an envelope: that partial line is not a
                 # message (it is re-read from the pointer on reconnect).
                 raise TransientFailure("pipeline stream ended inside an envelope")
@@ -104,6 +110,3 @@ class UpstreamStream:
         raise TransientFailure(
             f"pipeline answered {status}: {body}", retry_after=_retry_after(response)
         )
-
-    def close(self) -> None:
-        self._session.close()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from services.common.health import Page, Probes, standard_pages
-from services.simulator import control_api, ims_api, pipeline_api
+from services.simulator import control_api, discovery_api, ims_api, pipeline_api
 from services.simulator.feed import run_feed
 from services.simulator.pipeline_api import STATE
 from services.simulator.settings import SimulatorSettings
@@ -33,6 +33,7 @@ def build_app(settings: SimulatorSettings, probes: Probes | None = None) -> web.
     topic_path = "/pipeline/topics/{topic}/messages"
     app.router.add_get(topic_path, pipeline_api.consume)
     app.router.add_post("/pipeline/consumer/sync", pipeline_api.sync)
+    app.router.add_get("/v1/endpoints", discovery_api.endpoints)
     app.router.add_post("/ims/token/v3", ims_api.token_v3)
     app.router.add_post("/ims/exchange/jwt", ims_api.exchange_jwt)
     app.router.add_post("/simulator/envelopes", control_api.inject)

@@ -16,18 +16,22 @@ async def inject(request: web.Request) -> web.Response:
 
     A JSON list: objects are DATA envelopes (partition from their `partition` field, else from
     their visitor; offset always from the log), strings are raw lines appended as given. Any
-    other body is taken as lines, each appended raw (`?partition=` picks where, default 0).
+    other body is taken as lines, each appended raw (`?partition=` picks where, default 0);
+    `application/octet-stream` keeps the bytes exactly (CR, invalid UTF-8), split at LF only.
     Answers the position of each, in order.
     """
     state = request.app[STATE]
-    text = await request.text()
     count = len(state.log.partitions)
     try:
         default_partition = int(request.query.get("partition", "0")) % count
     except ValueError:
         return error(400, "bad_request", "partition must be an integer")
     items: list[Any]
-    if request.content_type == "application/json":
+    if request.content_type == "application/octet-stream":  # bytes exactly, split at LF only
+        body = await request.read()
+        items = [line for line in body.split(b"\n") if line.strip()]
+    elif request.content_type == "application/json":
+        text = await request.text()
         try:
             items = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -35,7 +39,7 @@ async def inject(request: web.Request) -> web.Response:
         if not isinstance(items, list):
             return error(400, "bad_request", "body must be a JSON list of envelopes or lines")
     else:
-        items = [line for line in text.splitlines() if line.strip()]
+        items = [line for line in (await request.text()).splitlines() if line.strip()]
     positions = []
     for item in items:
         if isinstance(item, dict):
@@ -45,7 +49,8 @@ async def inject(request: web.Request) -> web.Response:
             partition = partition if partition is not None else state.partition_of(item)
         else:
             partition = default_partition
-            entry = state.append_raw(str(item).encode(), "injected", partition)
+            raw = item if isinstance(item, bytes) else str(item).encode()
+            entry = state.append_raw(raw, "injected", partition)
         positions.append({"partition": partition, "offset": entry.offset})
     return web.json_response(positions)
 

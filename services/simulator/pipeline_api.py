@@ -166,7 +166,11 @@ async def _stream(
                 wrote = True
         now = time.monotonic()
         if sync_ms and now >= next_sync:
-            marker = encode_marker(group, cursors)
+            # The group's offsets on every partition of the topic, as a marker "encodes the
+            # partition offsets to commit": a client assigned fewer partitions can see that.
+            stored = state.group_offsets.get(group, {})
+            every = {p: stored.get(p, 0) for p in range(len(state.log.partitions))}
+            marker = encode_marker(group, {**every, **cursors})
             line = json.dumps({"envelopeType": "SYNC", "syncMarker": marker})
             await response.write(line.encode() + b"\n")
             next_sync = now + sync_ms / 1000

@@ -28,7 +28,7 @@ def test_broker_restart_loses_and_repeats_nothing_and_reading_pauses(
 ) -> None:
     total = 6000
     simulator, auth = stack(simulator={"generate": True, "triggers": total, "rate": 600})
-    fetcher = fetcher_factory(simulator.url, auth.url, max_buffered_envelopes="1000")
+    fetcher = fetcher_factory(simulator.url, auth.url, max_buffered_bytes="2000000")
     fetcher.start()
     time.sleep(3)
     local_broker("down")

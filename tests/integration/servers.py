@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 class RunningApp:
     """An app served by its own event loop thread; `stop()` tears everything down."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, port: int = 0) -> None:
         self.app = app
+        self._port = port  # 0: any free port
         self.loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(app, access_log=None)
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -32,7 +33,7 @@ class RunningApp:
 
     async def _start(self) -> int:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
         return int(self._runner.addresses[0][1])
 

@@ -48,18 +48,7 @@ def stack(
         started.append(sim)
         if faults:
             requests.post(f"{sim.url}/simulator/faults", json=faults, timeout=5).raise_for_status()
-        values: dict[str, Any] = {
-            "ims_url": sim.url,
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "scopes": "openid,AdobeID",
-            "clients": CLIENTS,
-            "private_key": key_pair[0],
-            "retry_initial": "0.1s",
-            "retry_max": "0.3s",
-        }
-        values.update(auth or {})
-        settings = AuthSettings(**values)
+        settings = auth_settings(sim, key_pair, **(auth or {}))
         service = RunningApp(build_app(settings, load_credentials(settings)))
         started.append(service)
         return sim, service
@@ -67,6 +56,22 @@ def stack(
     yield start
     for running in reversed(started):
         running.stop()
+
+
+def auth_settings(sim: RunningApp, key_pair: tuple[str, bytes], **overrides: Any) -> AuthSettings:
+    """The auth service's settings in front of a simulator acting as IMS."""
+    values: dict[str, Any] = {
+        "ims_url": sim.url,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "scopes": "openid,AdobeID",
+        "clients": CLIENTS,
+        "private_key": key_pair[0],
+        "retry_initial": "0.1s",
+        "retry_max": "0.3s",
+    }
+    values.update(overrides)
+    return AuthSettings(**values)
 
 
 def get_token(auth: RunningApp, name: str = "fetcher", secret: str = FETCHER_SECRET) -> Any:

@@ -1,34 +1,48 @@
-"""The reader thread's queue bounds envelopes, not network batches."""
+"""The reader thread hands lines on in slices, bounded in bytes, not network batches."""
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+from services.fetcher.buffer import LineBuffer
+from services.fetcher.framing import Oversized
 from services.fetcher.ingest import _END, QUEUE_SLICE, IngestWorker
 
 
 class OneBigBatch:
-    """An upstream whose one network read holds many small envelopes."""
+    """An upstream whose one network read holds many small envelopes, then a huge one."""
 
     def __init__(self, lines: int) -> None:
-        self.lines = [b"{}"] * lines
+        self.lines: list[bytes | Oversized] = [b"{}"] * lines
+        self.lines.append(Oversized(b"h" * 10, 50_000_000, "00"))
 
-    def batches(self, _request: Any, _token: str) -> Iterator[list[bytes]]:
+    def batches(self, _request: Any, _token: str) -> Iterator[list[bytes | Oversized]]:
         yield self.lines
 
 
-def test_a_large_network_batch_is_queued_in_slices_so_the_bound_counts_envelopes() -> None:
+class Reads:
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def read(self, _worker: str, size: int, _envelopes: int) -> None:
+        self.bytes += size
+
+
+def test_a_large_network_batch_is_queued_in_slices_counted_in_bytes() -> None:
     upstream = OneBigBatch(1050)
-    reader = SimpleNamespace(_upstream=upstream, _stop=threading.Event())
-    lines: queue.Queue[object] = queue.Queue()
-    IngestWorker._read(reader, None, "token", lines)  # type: ignore[arg-type]
+    status = Reads()
+    reader = SimpleNamespace(
+        name="w", _upstream=upstream, _status=status, _stop=SimpleNamespace(is_set=lambda: False)
+    )
+    buffer = LineBuffer(10_000_000)
+    IngestWorker._read(reader, None, "token", buffer)  # type: ignore[arg-type]
     items = []
-    while (item := lines.get_nowait()) is not _END:
+    while (item := buffer.get(0.1)) is not _END:
         items.append(item)
     assert all(isinstance(item, list) and len(item) <= QUEUE_SLICE for item in items)
-    assert sum(len(item) for item in items) == 1050  # nothing lost or repeated by slicing
+    assert sum(len(item) for item in items) == 1051  # nothing lost or repeated by slicing
     assert len(items) == 11
+    # the oversized line counts its true size as read, only its head as held
+    assert status.bytes == 1050 * 2 + 50_000_000

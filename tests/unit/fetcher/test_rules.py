@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.common.errors import InvalidInput
-from services.fetcher.envelopes import MAX_ENVELOPE_BYTES, Sync, parse_envelope
+from services.fetcher.envelopes import Sync, parse_envelope
 from services.fetcher.rules.flush import FlushLimits, flush_due
 from services.fetcher.rules.partitions import replica_partitions, worker_partitions
 
@@ -58,7 +58,6 @@ def test_sync_envelope() -> None:
         (b"[1,2]", "not_an_object"),
         (b'{"envelopeType":"PING"}', "unknown_envelope_type"),
         (b'{"envelopeType":"DATA","topic":"triggers","partition":1,"offset":2}', "missing_field"),
-        (b"x" * (MAX_ENVELOPE_BYTES + 1), "oversized"),
     ],
 )
 def test_malformed_envelopes_say_why(line: bytes, reason: str) -> None:
