@@ -26,7 +26,7 @@ def _page(page: Page) -> Callable[[web.Request], Awaitable[web.Response]]:
 
 def build_app(settings: SimulatorSettings, probes: Probes | None = None) -> web.Application:
     """Wire the endpoints to one shared state; the generator starts with the app."""
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # injected test lines reach 10 MB
     app[STATE] = SimulatorState(settings)
     app[ims_api.PUBLIC_KEY] = ims_api.load_public_key(settings.jwt_public_key_file)
     probes = probes or Probes()

@@ -1,0 +1,1 @@
+"""Test helpers shared by several suites (unit, integration), with no fixtures of their own."""
