@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import fields
 
 from services.simulator.catalog import (
     BROWSE_ABANDONMENT,
@@ -15,12 +16,14 @@ from services.simulator.catalog import (
 from services.simulator.generator import Generated, Mix, TriggerGenerator
 from services.simulator.settings import SimulatorSettings
 from services.simulator.state import SimulatorState, now_ms
+from services.simulator.variability import Variability
 
 log = logging.getLogger(__name__)
 _UNTHROTTLED_CHUNK = 500  # with no rate limit, yield to the loop this often
 
 
 def mix_from(settings: SimulatorSettings) -> Mix:
+    """The generator's mix from the settings; every `Variability` share is a setting of its name."""
     return Mix(
         visitors=settings.visitors,
         profiles=settings.profiles,
@@ -34,7 +37,7 @@ def mix_from(settings: SimulatorSettings) -> Mix:
         repeat_share=settings.repeat_share,
         malformed_share=settings.malformed_share,
         unknown_share=settings.unknown_share,
-        stray_space_share=settings.stray_space_share,
+        variability=Variability(**{f.name: getattr(settings, f.name) for f in fields(Variability)}),
         ims_org=settings.ims_org,
     )
 

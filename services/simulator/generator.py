@@ -1,7 +1,9 @@
 """Realistic trigger envelopes, deterministic from a seed: the simulator's trigger source.
 
 Pure: the caller passes the time, so the same seed and the same clock give the same envelopes.
-The log, not the generator, gives each envelope its partition, offset and `createTime`.
+The log, not the generator, gives each envelope its partition, offset and `createTime`. How far
+envelopes stray from the tidy shape (absent mcIds, missing dimensions, huge arrays...) is
+`Mix.variability`, applied by `services/simulator/variability.py`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from services.simulator import products
@@ -22,6 +24,16 @@ from services.simulator.catalog import (
     TriggerType,
 )
 from services.simulator.population import Shopper, shopper
+from services.simulator.variability import (
+    DECLARED_KEY,
+    TIDY,
+    Shape,
+    Variability,
+    dimension_objects,
+    draw_shape,
+    mc_id_for,
+    shaped_columns,
+)
 
 Kind = Literal["trigger", "repeat", "malformed", "unknown"]
 PIPELINE_MESSAGE = "com.adobe.mcloud.pipeline.pipelineMessage"
@@ -31,7 +43,11 @@ _RECENT = 200  # repeats pick from this many recent envelopes, as a reconnecting
 
 @dataclass(frozen=True)
 class Mix:
-    """What the generated stream is made of; shares are probabilities per envelope."""
+    """What the generated stream is made of; shares are probabilities per envelope.
+
+    `Mix()` is the tidy stream (every share 0) that tests and benchmarks start from; the
+    simulator's settings default to a realistic mix (`services/simulator/settings.py`).
+    """
 
     visitors: int = 1000
     profiles: int = 1000
@@ -45,7 +61,7 @@ class Mix:
     repeat_share: float = 0.0
     malformed_share: float = 0.0
     unknown_share: float = 0.0
-    stray_space_share: float = 0.0
+    variability: Variability = field(default_factory=Variability)
     ims_org: str = "C5E7154A5A1B2C3D4E5F98A4@AdobeOrg"
 
 
@@ -54,7 +70,7 @@ class Generated:
     """One envelope to append: a DATA document, or a raw line when deliberately unparseable."""
 
     kind: Kind
-    mcid: str
+    mcid: str  # the visitor's mcId, whether or not the envelope carries it
     envelope: dict[str, Any] | None = None
     raw: bytes | None = None
 
@@ -79,15 +95,15 @@ class TriggerGenerator:
             return malformed(rng, visitor, now_ms, mix.ims_org)
         roll -= mix.malformed_share
         trigger_type = self._trigger_type()
+        shape = draw_shape(rng, mix.variability)
         if 0 <= roll < mix.unknown_share:
             envelope = trigger_envelope(
-                rng, trigger_type, visitor, now_ms, mix.ims_org, trigger_id=UNKNOWN_TRIGGER_ID
+                rng, trigger_type, visitor, now_ms, mix.ims_org, UNKNOWN_TRIGGER_ID, shape
             )
             generated = Generated("unknown", visitor.mcid, envelope=envelope)
         else:
-            stray = rng.random() < mix.stray_space_share
             envelope = trigger_envelope(
-                rng, trigger_type, visitor, now_ms, mix.ims_org, stray_space=stray
+                rng, trigger_type, visitor, now_ms, mix.ims_org, None, shape
             )
             generated = Generated("trigger", visitor.mcid, envelope=envelope)
         self._recent.append(generated)
@@ -119,9 +135,13 @@ def trigger_envelope(
     now_ms: int,
     ims_org: str,
     trigger_id: str | None = None,
-    stray_space: bool = False,
+    shape: Shape = TIDY,
 ) -> dict[str, Any]:
-    """A DATA envelope in Adobe's shape (section 4 of the contract), without its position."""
+    """A DATA envelope in Adobe's shape (section 4 of the contract), without its position.
+
+    `shape` says how it strays from the tidy shape; whatever it says, the visitor's declared id
+    stays in `eVar01` (its key or name perhaps spelled `" eVar01"`).
+    """
     hits = _session(rng, trigger_type)
     fired_ms = now_ms - rng.randint(5, 60)
     sent_ms = fired_ms + rng.randint(1, 15)
@@ -134,15 +154,27 @@ def trigger_envelope(
     times.reverse()
     anonymous_first = rng.random() < 0.5
     declared = ["" if anonymous_first and i == 0 else visitor.declared_id for i in range(len(hits))]
-    shopper_key = " eVar01" if stray_space else "eVar01"
-    dimensions: dict[str, Any] = {
-        shopper_key: _dimension(shopper_key, "string", declared),
-        "timeGMT": _dimension("timeGMT", "int", times),
-        "pageURL": _dimension("pageURL", "string", [url for url, _, _ in hits]),
-        "eVar5": _dimension("eVar5", "string", [name for _, name, _ in hits]),
+    columns: dict[str, list[Any]] = {
+        DECLARED_KEY: declared,
+        "timeGMT": times,
+        "pageURL": [url for url, _, _ in hits],
+        "eVar5": [name for _, name, _ in hits],
     }
     if trigger_type is SEARCH_ABANDONMENT:
-        dimensions["eVar7"] = _dimension("eVar7", "string", [term for _, _, term in hits])
+        columns["eVar7"] = [term for _, _, term in hits]
+    summary: dict[str, Any] = {"products": {}}
+    if not shape.products:
+        del summary["products"]
+    summary["dimensions"] = dimension_objects(rng, shape, shaped_columns(rng, shape, columns))
+    trigger: dict[str, Any] = {
+        "triggerId": trigger_id or trigger_type.trigger_id,
+        "triggerTimestamp": sent_ms,
+        "mcId": mc_id_for(rng, shape.identity, visitor.mcid),
+        "enrichments": {"analyticsHitSummary": summary},
+        "triggerPath": _path(trigger_type, times, fired_ms),
+    }
+    if trigger["mcId"] is None:
+        del trigger["mcId"]
     return {
         "envelopeType": "DATA",
         PIPELINE_MESSAGE: {
@@ -159,13 +191,7 @@ def trigger_envelope(
                     {"name": "triggerFiredTimestamp", "value": str(fired_ms)},
                 ],
             },
-            TRIGGER: {
-                "triggerId": trigger_id or trigger_type.trigger_id,
-                "triggerTimestamp": sent_ms,
-                "mcId": visitor.mcid,
-                "enrichments": {"analyticsHitSummary": {"products": {}, "dimensions": dimensions}},
-                "triggerPath": _path(trigger_type, times, fired_ms),
-            },
+            TRIGGER: trigger,
         },
     }
 
@@ -182,17 +208,14 @@ def malformed(rng: random.Random, visitor: Shopper, now_ms: int, ims_org: str) -
     message = good[PIPELINE_MESSAGE]
     if variant == 2:
         del message["header"]["messageId"]
-    elif variant == 3:
+    elif variant == 3:  # no identity at all: neither an mcId nor a declared id
         del message[TRIGGER]["mcId"]
+        del message[TRIGGER]["enrichments"]["analyticsHitSummary"]["dimensions"][DECLARED_KEY]
     elif variant == 4:
         message[TRIGGER]["triggerTimestamp"] = "yesterday"
     else:
         good["envelopeType"] = "DTA"
     return Generated("malformed", visitor.mcid, envelope=good)
-
-
-def _dimension(name: str, kind: str, data: list[Any]) -> dict[str, Any]:
-    return {"type": kind, "name": name, "source": "session summary", "data": data}
 
 
 def _session(rng: random.Random, trigger_type: TriggerType) -> list[tuple[str, str, str]]:

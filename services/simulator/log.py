@@ -94,8 +94,11 @@ class TopicLog:
         return self.partitions[partition].append(line_for, now_ms)
 
     def append_raw(self, line: bytes, partition: int, now_ms: int) -> Entry:
-        """Append a line exactly as given (a deliberately malformed envelope)."""
-        flat = line.replace(b"\r", b" ").replace(b"\n", b" ")  # one envelope is one line
+        """Append a line exactly as given (a deliberately malformed envelope).
+
+        Only LF, the stream's delimiter, is flattened so one envelope stays one line; a CR stays,
+        so a CRLF-terminated line reaches the reader as upstream would send it."""
+        flat = line.replace(b"\n", b" ")
         return self.partitions[partition].append(lambda _offset: flat, now_ms)
 
     def high_offsets(self) -> dict[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from services.common.settings import parse_duration, settings_config
@@ -85,13 +85,99 @@ class SimulatorSettings(BaseSettings):
     unknown_share: float = Field(
         0.0, ge=0, le=1, description="Share of envelopes with a trigger id no routing covers."
     )
+    # Adobe's variability (services/simulator/variability.py). The defaults are a realistic mix,
+    # so `make run` and the end-to-end tests meet it with no flag: half the triggers carry no mcId
+    # that finds the shopper (30% a browser never linked, 10% Adobe's all-zero placeholder, 5%
+    # none, 5% empty), 10-15% lack each optional dimension, a few % are huge, non-ASCII or
+    # stray-spaced. Setting every share to 0 gives the tidy stream.
+    no_mcid_share: float = Field(
+        0.05, ge=0, le=1, description="Share of triggers without the mcId key (realistic: 0.05)."
+    )
+    zero_mcid_share: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Share of triggers whose mcId is 38 zeros, the placeholder in Adobe's own "
+        "sample (realistic: 0.10).",
+    )
+    empty_mcid_share: float = Field(
+        0.05, ge=0, le=1, description='Share of triggers whose mcId is "" (realistic: 0.05).'
+    )
+    declared_only_share: float = Field(
+        0.30,
+        ge=0,
+        le=1,
+        description="Share of triggers whose mcId is a browser no profile is linked to, so only "
+        "the declared id in eVar01 finds the shopper (realistic: 0.30, the usual case). The four "
+        "mcId shares exclude one another and add up to at most 1.",
+    )
+    missing_page_url_share: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Share of triggers without the pageURL dimension (realistic: 0.15).",
+    )
+    missing_products_share: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Share of triggers without eVar5 (product names) or the products object "
+        "(realistic: 0.15).",
+    )
+    missing_search_terms_share: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Share of search abandonments without eVar7, the search terms "
+        "(realistic: 0.15).",
+    )
+    extra_dimensions_share: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        description="Share of triggers with unknown dimensions of odd types (eVar42, prop9, "
+        "list3...; realistic: 0.10).",
+    )
     stray_space_share: float = Field(
-        0.0, ge=0, le=1, description="Share of envelopes spelling the shopper eVar ' eVar01'."
+        0.03,
+        ge=0,
+        le=1,
+        description="Share of triggers spelling the shopper eVar ' eVar01' as key, name or both "
+        "(realistic: 0.03).",
+    )
+    huge_arrays_share: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        description="Share of triggers whose per-hit arrays hold 2,000-4,000 entries with "
+        "repeats and empty strings, under 500 kB an envelope (realistic: 0.02).",
+    )
+    non_ascii_share: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="Share of triggers with non-ASCII product names, search terms and page URL: "
+        "RTL, emoji, combining marks (realistic: 0.03).",
     )
     keepalive: timedelta = Field(
         timedelta(seconds=15),
         description="Silence after which a stream sends a blank keep-alive line.",
     )
+
+    @model_validator(mode="after")
+    def _identity_forms_fit(self) -> SimulatorSettings:
+        total = (
+            self.no_mcid_share
+            + self.zero_mcid_share
+            + self.empty_mcid_share
+            + self.declared_only_share
+        )
+        if total > 1:
+            raise ValueError(
+                "NO_MCID_SHARE + ZERO_MCID_SHARE + EMPTY_MCID_SHARE + DECLARED_ONLY_SHARE add up "
+                f"to {total:.3f}; they exclude one another, so lower them to a sum of at most 1"
+            )
+        return self
 
     @field_validator(
         "retention_age", "oauth_token_lifetime", "jwt_token_lifetime", "keepalive", mode="before"

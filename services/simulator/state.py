@@ -105,12 +105,17 @@ class SimulatorState:
         }
 
     def partition_of(self, envelope: dict[str, Any]) -> int:
+        """The visitor's partition by mcId; a trigger without a real one (absent, empty, all
+        zeros) goes by its messageId instead, so those do not all pile onto one partition."""
         message = envelope.get("com.adobe.mcloud.pipeline.pipelineMessage")
         trigger = (
             message.get("com.adobe.mcloud.protocol.trigger") if isinstance(message, dict) else None
         )
-        mcid = trigger.get("mcId") if isinstance(trigger, dict) else None
-        return self.partition_of_mcid(str(mcid or ""))
+        mcid = str(trigger.get("mcId") or "") if isinstance(trigger, dict) else ""
+        if not mcid.strip("0 "):
+            header = message.get("header") if isinstance(message, dict) else None
+            mcid = str(header.get("messageId") or "") if isinstance(header, dict) else ""
+        return self.partition_of_mcid(mcid)
 
     def _appended_one(self, kind: str) -> None:
         self.kinds[kind] += 1
