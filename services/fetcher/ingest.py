@@ -3,8 +3,9 @@
 Each worker owns a fixed set of upstream partitions, one streamed GET (with `assign` from its
 committed pointer) and one transactional producer whose id is stable for that set, so a
 restarted worker fences any zombie still holding the same id. Everything handled between two
-flushes, plus the pointer that covers it, is one Kafka transaction. Each envelope's fate is
-decided by `rules.handling.decide`; this module applies it and keeps the loop turning.
+flushes, plus the pointer that covers it, is one Kafka transaction. This module is the loop:
+the stream, the reader thread, the transactions and every failure's retry. What becomes of
+each envelope is `applier.Applier`'s job.
 """
 
 from __future__ import annotations
@@ -20,24 +21,17 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from services.common.backoff import Backoff
 from services.common.errors import (
-    ConfigurationError,
     PermanentFailure,
     TransientFailure,
     TriggerlineError,
 )
+from services.fetcher.applier import Applier
 from services.fetcher.buffer import Closed, LineBuffer
-from services.fetcher.envelopes import Data, EnvelopeRules, parse_line, position_hint
-from services.fetcher.framing import Frame, Oversized
+from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.flush import FlushLimits, flush_due
-from services.fetcher.rules.handling import DeadLetter, Ping, Skip, Write, decide
-from services.fetcher.rules.partitions import marker_partitions, uncovered
 from services.fetcher.rules.retry import (
-    Pending,
     RetryPolicy,
-    Verdict,
-    after_failure,
-    first_failure,
 )
 from services.fetcher.status import FetcherStatus
 from services.fetcher.transaction import IngestTransaction, ProducerBroken, TransactionAborted
@@ -49,8 +43,6 @@ log = logging.getLogger(__name__)
 RESET_OFFSETS = {"latest": -1, "earliest": -2}
 _END = object()
 QUEUE_SLICE = 100  # lines per item of the reader's buffer
-# Produce errors that concern one record, not the producer: that envelope is retried.
-_RECORD_ERRORS = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError._MSG_TIMED_OUT, KafkaError._INVALID_ARG}
 
 
 class Tokens(Protocol):
@@ -60,10 +52,6 @@ class Tokens(Protocol):
 
 class NoToken(TransientFailure):
     """Auth gave no token (down or refusing): upstream was not even asked."""
-
-
-class UncoveredPartitions(ConfigurationError):
-    """Upstream has partitions no worker reads: running on would leave them unread."""
 
 
 class Fenced(Exception):
@@ -111,13 +99,19 @@ class IngestWorker:
         self._limits = limits
         self._status = status
         self._stop = stop
-        self._rules = rules
-        self._retry = retry
-        self._max_retrying = max_retrying
         self._max_buffered_bytes = max_buffered_bytes
         self._sync_interval_ms = sync_interval_ms
         self._backoff = backoff or Backoff()
-        self._pending: dict[tuple[int, int], Pending] = {}
+        self.applier = Applier(
+            name=name,
+            topic=topic,
+            partitions=partitions,
+            upstream_partitions=upstream_partitions,
+            rules=rules,
+            policy=retry,
+            max_retrying=max_retrying,
+            status=status,
+        )
         self._last_token = ""
         status.register(name, partitions)
 
@@ -214,14 +208,7 @@ class IngestWorker:
 
     def _stream_once(self, producer: Producer) -> None:
         token = self._token()
-        # A new stream starts from the committed pointer: retries queued by an aborted
-        # transaction are read again, those committed as waiting keep their first failure.
-        self._pending = {
-            key: entry
-            for key, entry in self._pending.items()
-            if key[0] in self._committed and key[1] in self._committed[key[0]].retrying
-        }
-        self._status.retries(self.name, len(self._pending))
+        self.applier.restart_from(self._committed)
         buffer = LineBuffer(self._max_buffered_bytes)
         request = self._request()
         reader = threading.Thread(
@@ -244,8 +231,8 @@ class IngestWorker:
                     raise item
                 if isinstance(item, list):
                     last_item = now
-                    self._handle(item, batch)
-                self._retry_due(batch, now)
+                    self.applier.handle(item, batch)
+                self.applier.retry_due(batch, now)
                 if flush_due(
                     batch.count,
                     timedelta(seconds=now - batch.first_at),
@@ -265,139 +252,6 @@ class IngestWorker:
             raise
         finally:
             buffer.close()
-
-    def _handle(self, frames: list[Frame], batch: IngestTransaction) -> None:
-        """Apply the decision for every envelope of a slice of lines to the transaction."""
-        started = time.perf_counter()
-        data = pings = 0
-        for frame in frames:
-            if isinstance(frame, Oversized):
-                data += 1
-                self._dead_letter_oversized(frame, batch)
-                continue
-            for parsed in parse_line(frame, self._rules):
-                action = decide(parsed, batch.cursors, self._partitions, self._pending)
-                if isinstance(action, Ping):
-                    pings += 1
-                    self._check_marker(action.marker)
-                    continue
-                data += 1
-                if isinstance(action, Write):
-                    self._check_gap(action.data, batch.cursors)
-                    self._write(action.data, frame, batch)
-                elif isinstance(action, DeadLetter):
-                    error = action.error
-                    log.warning("%s: malformed envelope dead-lettered: %s", self.name, error)
-                    batch.dead_letter(action.raw, error.reason, error.detail, action.position)
-                    self._status.failed_envelope(self.name)
-                elif isinstance(action, Skip):
-                    batch.skip()
-        self._status.handled(
-            self.name, len(frames), data, pings, batch.count, time.perf_counter() - started
-        )
-
-    def _write(self, data: Data, line: bytes, batch: IngestTransaction) -> None:
-        """Produce one record; a failure of this record alone queues it for a retry."""
-        try:
-            batch.write(data)
-        except KafkaException as exc:
-            if exc.args[0].code() not in _RECORD_ERRORS:
-                raise
-            self._queue_retry(data, line, exc, batch)
-        except (ValueError, TypeError, OverflowError, UnicodeError) as exc:  # encoding
-            self._queue_retry(data, line, exc, batch)
-
-    def _queue_retry(
-        self, data: Data, line: bytes, error: BaseException, batch: IngestTransaction
-    ) -> None:
-        position = (data.partition, data.offset)
-        if len(self._pending) >= self._max_retrying:
-            detail = f"{len(self._pending)} envelopes already wait; {error}"
-            batch.dead_letter(line, "retry_queue_full", detail, position)
-            self._status.failed_envelope(self.name)
-            return
-        log.warning("%s: envelope %d:%d failed (%s); retrying", self.name, *position, error)
-        self._pending[position] = first_failure(
-            line, *position, error, time.monotonic(), self._retry
-        )
-        batch.hold(*position)
-        self._status.retries(self.name, len(self._pending))
-
-    def _retry_due(self, batch: IngestTransaction, now: float) -> None:
-        """Retry every queued envelope whose period is over; dead-letter the expired ones."""
-        for key, entry in list(self._pending.items()):
-            if entry.next_at > now:
-                continue
-            del self._pending[key]
-            data = next(
-                (
-                    parsed
-                    for parsed in parse_line(entry.line, self._rules)
-                    if isinstance(parsed, Data) and (parsed.partition, parsed.offset) == key
-                ),
-                None,
-            )
-            try:
-                if data is None:
-                    raise ValueError("the envelope no longer parses")
-                batch.write(data)
-                log.info("%s: envelope %d:%d written on retry %d", self.name, *key, entry.attempts)
-            except (KafkaException, ValueError, TypeError, OverflowError, UnicodeError) as exc:
-                if isinstance(exc, KafkaException) and exc.args[0].code() not in _RECORD_ERRORS:
-                    self._pending[key] = entry
-                    raise
-                verdict, entry = after_failure(entry, exc, now, self._retry)
-                if verdict is Verdict.RETRY:
-                    self._pending[key] = entry
-                    continue
-                log.error("%s: envelope %d:%d still failing, dead-lettered", self.name, *key)
-                batch.dead_letter(
-                    entry.line, "retries_exhausted", entry.error, key, attempts=entry.attempts
-                )
-                self._status.discarded_envelope()
-        self._status.retries(self.name, len(self._pending))
-
-    def _dead_letter_oversized(self, frame: Oversized, batch: IngestTransaction) -> None:
-        position = position_hint(frame.head)
-        cursor = batch.cursors.get(position[0]) if position else None
-        if position is not None and (
-            position[0] not in self._partitions or (cursor and position[1] < cursor.next)
-        ):
-            position = None
-        detail = f"{frame.size} bytes, over the {len(frame.head)}-byte head kept"
-        log.warning("%s: oversized line (%d bytes) dead-lettered", self.name, frame.size)
-        batch.dead_letter(
-            frame.head, "oversized", detail, position, size=frame.size, sha256=frame.sha256
-        )
-        self._status.failed_envelope(self.name)
-
-    def _check_marker(self, marker: str) -> None:
-        """A SYNC marker that names partitions beyond the configured count stops the fetcher."""
-        seen = marker_partitions(marker)
-        missing = uncovered(seen, self._upstream_partitions) if seen else []
-        if missing:
-            raise UncoveredPartitions(
-                f"upstream topic {self._topic} has partitions {missing} that no worker reads "
-                f"(TRIGGERLINE_FETCHER_UPSTREAM_PARTITIONS={self._upstream_partitions}); "
-                "set it to upstream's partition count"
-            )
-
-    def _check_gap(self, envelope: Data, cursors: dict[int, Cursor]) -> None:
-        """A first offset beyond the stored pointer means upstream no longer held the data."""
-        cursor = cursors.get(envelope.partition)
-        if cursor is None or envelope.offset <= cursor.next or cursor.retrying:
-            return
-        skipped = envelope.offset - cursor.next
-        self._status.reset_detected(skipped)
-        log.error(
-            "%s: DATA LOSS upstream: partition %d resumed at offset %d, pointer was %d; "
-            "%d messages expired before they were read",
-            self.name,
-            envelope.partition,
-            envelope.offset,
-            cursor.next,
-            skipped,
-        )
 
     def _transaction(self, producer: Producer) -> IngestTransaction:
         return IngestTransaction(

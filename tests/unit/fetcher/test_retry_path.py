@@ -64,7 +64,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr("services.fetcher.ingest.time.monotonic", clock)
+    monkeypatch.setattr("services.fetcher.applier.time.monotonic", clock)
     return clock
 
 
@@ -119,7 +119,7 @@ def test_a_failing_envelope_waits_is_retried_and_the_stream_goes_on(clock: Clock
     ingest, status = worker({0: Cursor(0)})
     batch = ingest._transaction(producer)  # type: ignore[arg-type]
     failing_for(batch, "m-1", times=1)
-    ingest._handle([envelope(0), envelope(1), envelope(2)], batch)
+    ingest.applier.handle([envelope(0), envelope(1), envelope(2)], batch)
     committed = batch.commit()
     assert committed[0] == Cursor(3, frozenset({1}))  # the pointer names the one waiting
     assert raw_offsets(producer) == [0, 2]  # the stream went on past the failing one
@@ -128,10 +128,10 @@ def test_a_failing_envelope_waits_is_retried_and_the_stream_goes_on(clock: Clock
     ingest._committed.update(committed)
     batch = ingest._transaction(producer)  # type: ignore[arg-type]
     clock.now += 29
-    ingest._retry_due(batch, clock.now)
-    assert ingest._pending  # not before retryPeriodSec
+    ingest.applier.retry_due(batch, clock.now)
+    assert ingest.applier.pending  # not before retryPeriodSec
     clock.now += 1
-    ingest._retry_due(batch, clock.now)
+    ingest.applier.retry_due(batch, clock.now)
     assert batch.commit()[0] == Cursor(3)  # written on retry: nothing waits any more
     assert raw_offsets(producer) == [0, 2, 1]
     assert status.snapshot()["agents"][0]["stats"]["current-retries"] == 0
@@ -142,10 +142,10 @@ def test_an_envelope_still_failing_after_the_validity_is_dead_lettered(clock: Cl
     ingest, status = worker({0: Cursor(0)})
     batch = ingest._transaction(producer)  # type: ignore[arg-type]
     failing_for(batch, "m-0", times=1000)
-    ingest._handle([envelope(0)], batch)
+    ingest.applier.handle([envelope(0)], batch)
     for _ in range(10):  # every 30 s for 300 s
         clock.now += 30
-        ingest._retry_due(batch, clock.now)
+        ingest.applier.retry_due(batch, clock.now)
     assert batch.commit()[0] == Cursor(1)
     dead = [row for row in producer.committed if row[0] == TOPICS.triggers_dlq.name]
     assert len(dead) == 1 and dead[0][2] == envelope(0)
@@ -161,6 +161,6 @@ def test_a_restart_re_reads_the_waiting_envelope_and_skips_what_was_written(
     ingest, _ = worker({0: Cursor(3, frozenset({1}))})  # as committed before a crash
     assert ingest._request().assign == {0: 1}  # upstream resumes at the one waiting
     batch = ingest._transaction(producer)  # type: ignore[arg-type]
-    ingest._handle([envelope(1), envelope(2), envelope(3)], batch)
+    ingest.applier.handle([envelope(1), envelope(2), envelope(3)], batch)
     assert batch.commit()[0] == Cursor(4)
     assert raw_offsets(producer) == [1, 3]  # 2 was written before the crash: not again
