@@ -48,11 +48,12 @@ test: setup ## start Kafka and PostgreSQL, run every test, stop what it started
 	deploy/local/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## ruff check, ruff format --check, mypy --strict, derived files up to date
+lint: setup ## ruff check, ruff format --check, mypy --strict, derived files up to date, templates render
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
 	$(BIN)/triggerline manifests --check
+	$(BIN)/triggerline templates check
 	@if command -v kubectl >/dev/null; then \
 	  for o in deploy/k8s/overlays/*/; do kubectl kustomize $$o >/dev/null || exit 1; done; \
 	  echo "kustomize: overlays render"; fi

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("services.ops.database", "upgrade the database schema, seed demo profiles"),
     "stack": ("services.ops.stack", "run the whole local stack (what `make run` calls)"),
     "config": ("services.ops.configuration", "check settings and routing, print the reference"),
+    "templates": ("services.ops.templates", "check campaign templates; preview one email (.eml)"),
     "manifests": ("services.ops.manifests", "regenerate the Kubernetes files derived from code"),
     "status": ("services.ops.status", "consumer lag, dead letters waiting, fetcher indicators"),
     "replay": ("services.ops.replay", "rewind a stopped group, or re-drive dead letters"),

@@ -114,7 +114,6 @@ def products(enrichments: Enrichments, dimensions: Iterable[str]) -> tuple[str, 
     return tuple(found)
 
 
-
 def first_hit(document: Any, names: Iterable[str]) -> str | None:
     """The first non-empty hit value of the first named dimension that has one.
 

@@ -18,6 +18,7 @@ class OutcomeStatus(enum.StrEnum):
     SENT = "sent"
     DUPLICATE = "duplicate"
     SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"  # the campaign cannot be personalised: a required variable is missing
     UNMATCHED = "unmatched"
     UNROUTED = "unrouted"
     INVALID = "invalid"
@@ -48,9 +49,10 @@ class Outcome:
 
     @property
     def label(self) -> str:
-        """`sent`, `suppressed:no_consent`...: the name dashboards and summaries use."""
-        if self.status is OutcomeStatus.SUPPRESSED and self.reason:
-            return f"suppressed:{self.reason}"
+        """`sent`, `suppressed:no_consent`, `skipped:missing_data`...: the name dashboards and
+        summaries use."""
+        if self.status in (OutcomeStatus.SUPPRESSED, OutcomeStatus.SKIPPED) and self.reason:
+            return f"{self.status.value}:{self.reason}"
         return self.status.value
 
     def to_record(self) -> dict[str, Any]:

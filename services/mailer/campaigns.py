@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.personalisation import LinkPolicy, declared_defaults
 from services.common.pipeline_config import Campaign, PipelineConfig, load_pipeline_config
 from services.mailer.templates import TemplateSet
 
@@ -22,9 +23,19 @@ class CampaignSnapshot:
     templates: TemplateSet
 
 
+def campaign_defaults(config: PipelineConfig) -> dict[str, dict[str, str]]:
+    """Per campaign, what each declared variable renders when a request lacks it."""
+    return {
+        name: declared_defaults(config.campaign_variables(name), LinkPolicy.of(campaign))
+        for name, campaign in config.campaigns.items()
+    }
+
+
 def snapshot(config: PipelineConfig, templates_dir: Path) -> CampaignSnapshot:
     templates = TemplateSet(
-        templates_dir, {name: c.template for name, c in config.campaigns.items()}
+        templates_dir,
+        {name: c.template for name, c in config.campaigns.items()},
+        campaign_defaults(config),
     )
     return CampaignSnapshot(dict(config.campaigns), templates)
 

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, select_autoescape
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    meta,
+    select_autoescape,
+)
 from jinja2.sandbox import SandboxedEnvironment
 
 from services.common.errors import InvalidInput
@@ -31,8 +38,10 @@ class Rendered:
 def template_context(request: EmailRequest) -> dict[str, Any]:
     """The variables a template sees: the request's fields, then its `variables` at top level.
 
-    `first_name` may be None (templates write `{{ first_name or "there" }}`); a name the request
-    does not carry at all is undefined, which StrictUndefined turns into an error.
+    The fixed names are `TEMPLATE_NAMES` of the routing file's model. `first_name` may be None
+    (templates write `{{ first_name or "there" }}`). A declared variable the request lacks gets
+    its default from the `TemplateSet`; a name declared nowhere is undefined, which
+    StrictUndefined turns into an error (and `triggerline templates check` reports beforehand).
     """
     return {
         **request.variables,
@@ -66,10 +75,18 @@ class TemplateSet:
     so start-up names it and its requests are dead-lettered; other campaigns keep working.
     """
 
-    def __init__(self, templates_dir: Path, templates: Mapping[str, str]) -> None:
-        """`templates` maps campaign name to template folder name."""
+    def __init__(
+        self,
+        templates_dir: Path,
+        templates: Mapping[str, str],
+        defaults: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """`templates` maps campaign name to template folder name; `defaults` maps campaign
+        name to its declared variables' fallback values (`declared_defaults`), which a request
+        made before a variable was declared renders instead of failing."""
         self._env = _environment(templates_dir)
         self._globals = dict(self._env.globals)
+        self._defaults = {campaign: dict(values) for campaign, values in (defaults or {}).items()}
         self._compiled: dict[str, dict[str, Template]] = {}
         self.broken: dict[str, str] = {}
         for campaign, folder in templates.items():
@@ -96,7 +113,7 @@ class TemplateSet:
         # One namespace for the three parts: `Template.render` would merge the globals into a
         # fresh copy of the context for each part. The parts only read it (a `{% set %}` lands
         # in the part's own context), so sharing it is safe.
-        namespace = {**self._globals, **context}
+        namespace = {**self._globals, **self._defaults.get(campaign, {}), **context}
         rendered: dict[str, str] = {}
         for part, template in parts.items():
             try:
@@ -110,6 +127,21 @@ class TemplateSet:
         if not subject:
             raise InvalidInput("template_error", f"campaign {campaign!r} rendered an empty subject")
         return Rendered(subject=subject, html=rendered["body.html"], text=rendered["body.txt"])
+
+    def free_names(self, campaign: str) -> dict[str, frozenset[str]]:
+        """Per part, the names a campaign's template reads without defining them itself (with
+        `{% set %}`, a loop or a macro), whether or not the branch using them ever runs; the
+        environment's globals (`range`, ...) are left out. Empty for a broken campaign."""
+        parts = self._compiled.get(campaign, {})
+        loader = self._env.loader
+        assert loader is not None
+        found: dict[str, frozenset[str]] = {}
+        for part, template in parts.items():
+            assert template.name is not None
+            source, _, _ = loader.get_source(self._env, template.name)
+            names = meta.find_undeclared_variables(self._env.parse(source))
+            found[part] = frozenset(names - set(self._globals))
+        return found
 
     def _render(self, template: Template, namespace: dict[str, Any]) -> str:
         """`template.render(namespace)`, with `namespace` already holding the globals."""

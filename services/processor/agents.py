@@ -1,16 +1,22 @@
 """The faust agents: decode, call the rules, emit, record the outcome; one `try` per event.
 
-Stage 1 (`resolve`, on triggers.raw, keyed by mcId): decode, route, resolve the visitor to a
-profile (the lookups of a batch of records at once), re-key by profile id. Triggers that only
-cancel (a purchase) are resolved too, so they reach their profile's state. Stage 2 (`decide`,
-on the repartition topic) applies the policies in this order, each ending the trigger with its
-outcome when it says no:
+Stage 1 (`resolve`, on triggers.raw, keyed by mcId): decode, refuse a trigger dated more than
+`future_skew` ahead of the clock (`invalid:future_timestamp`, dead-lettered: its time would
+never expire and would push the profile's history out of every window), route, resolve the
+visitor to a profile in the routing file's identity precedence (the lookups of a batch of
+records at once), re-key by profile id. Triggers that only cancel (a purchase) are resolved too,
+so they reach their profile's state. Stage 2 (`decide`, on the repartition topic) applies the
+policies in this order, each ending the trigger with its outcome when it says no:
 
 1. dedup: the same messageId (`duplicate:repeat_message`), then the campaign's dedup window
    (`duplicate:dedup_window`). First, because a repeat must be recognised even when it would
    now fail a later check, and it needs no lookup.
 2. validity, from the trigger's own time (`expired`): still pure, and it stops a replay or a
    backlog before any database work.
+2b. personalisation: the campaign's variables from the enrichments, made safe; a required one
+   without a usable value ends the trigger (`skipped:missing_data`, the variable in the
+   outcome's detail). Pure too, and before the cap, so a trigger that cannot be mailed never
+   counts towards it.
 3. consent and suppression list (`suppressed:no_consent`, `suppressed:<reason>`): needs the
    profile (cached lookups), and must come before the cap so a request never sent never counts.
 4. frequency cap across the profile's non-transactional requests
@@ -44,20 +50,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.common.enrichments import Enrichments, parse_enrichments
 from services.common.errors import InvalidInput
 from services.common.health import Probes
 from services.common.models import OutcomeStatus, utcnow
 from services.common.pipeline_config import PipelineConfig
 from services.common.serde import envelope_serde
 from services.processor.app import Wiring
-from services.processor.decisions import Decisions
+from services.processor.decisions import Decisions, InputLimits
 from services.processor.metrics import LATENCY, TRIGGERS
 from services.processor.outputs import Source, source_of
 from services.processor.profiles import ProfileStore
 from services.processor.recorder import Recorder, RetryPolicy
 from services.processor.rules.cancel import normal_trigger_id
-from services.processor.rules.enrichments import Enrichments, parse_enrichments
 from services.processor.rules.identity import IdentityKey, identity_candidates, resolve_profile
+from services.processor.rules.policies import FUTURE_TIMESTAMP, is_future_dated
 from services.processor.rules.routing import build_routes, route_trigger
 from services.processor.rules.state import to_millis
 from services.processor.rules.trigger import Trigger, trigger_from_record
@@ -107,16 +114,18 @@ class Pipeline:
         retry: RetryPolicy,
         probes: Probes,
         clock: Callable[[], datetime] = utcnow,
+        limits: InputLimits | None = None,
     ) -> None:
         self.outputs = wiring.outputs
         self.config = config
+        self.limits = limits or InputLimits()
         self.routes = build_routes(config)
         self.store = store
         self.probes = probes
         self.clock = clock
         self.recorder = Recorder(wiring.outputs, retry, probes)
         self.decisions = Decisions(
-            wiring, config, store, self.recorder, state_retention(config), clock
+            wiring, config, store, self.recorder, state_retention(config), clock, self.limits
         )
         self.due = wiring.due
         self._ticked: dict[str, float] = {}  # profile id -> monotonic time a tick may repeat
@@ -159,9 +168,29 @@ class Pipeline:
         self.probes.beat()
 
     async def _route(self, source: Source) -> _Routed | None:
-        """Decode and route; a trigger no campaign covers ends here with its outcome."""
+        """Decode and route; a future-dated trigger, or one no campaign covers, ends here with
+        its outcome."""
         trigger, enrichments = decode(source.value)
         campaign = route_trigger(trigger.trigger_id, self.routes)
+        skew = self.limits.future_skew
+        if is_future_dated(trigger.timestamp, self.clock(), skew):
+            error = InvalidInput(
+                FUTURE_TIMESTAMP,
+                f"triggerTimestamp {trigger.timestamp.isoformat()} is more than {skew} ahead of "
+                "the clock; the trigger is refused before it reaches any state",
+            )
+            log.warning("dead-lettering %s: %s", source.position, error)
+            await self.outputs.dead_letter(source, FUTURE_TIMESTAMP, error)
+            await self.recorder.outcome(
+                "resolve",
+                OutcomeStatus.INVALID,
+                trigger.message_id,
+                reason=FUTURE_TIMESTAMP,
+                trigger_id=trigger.trigger_id,
+                campaign=campaign,
+                position=source.position,
+            )
+            return None
         cancels = normal_trigger_id(trigger.trigger_id) in self.decisions.cancellers
         if campaign is None and not cancels:
             await self.recorder.outcome(
@@ -179,6 +208,7 @@ class Pipeline:
             enrichments,
             identity.declared_id_dimensions,
             identity.email_dimensions,
+            identity.precedence,
         )
         return _Routed(source, trigger, campaign, candidates)
 

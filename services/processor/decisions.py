@@ -6,15 +6,18 @@ The policy order and its reasons are in the `agents` module docstring; `_policie
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from dataclasses import replace
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from services.common.enrichments import Enrichments
 from services.common.models import EmailRequest, OutcomeStatus
-from services.common.pipeline_config import Campaign, PipelineConfig
+from services.common.personalisation import LinkPolicy, MissingData, Personalised, personalise
+from services.common.pipeline_config import Campaign, PipelineConfig, Variable
 from services.common.serde import email_request_serde
 from services.processor.app import Wiring
-from services.processor.metrics import TRIGGERS
+from services.processor.metrics import FALLBACKS, TRIGGERS
 from services.processor.outputs import Source
 from services.processor.profiles import Profile, ProfileStore
 from services.processor.recorder import Recorder, parse_label
@@ -29,10 +32,12 @@ from services.processor.rules.cancel import (
     settle,
 )
 from services.processor.rules.dedup import Dedup, dedup_decision
-from services.processor.rules.enrichments import Enrichments
 from services.processor.rules.policies import (
     FREQUENCY_CAPPED,
+    FUTURE_TIMESTAMP,
+    MISSING_DATA,
     is_expired,
+    is_future_dated,
     quiet_hours_end,
     quiet_zone,
     sends_counted_by_caps,
@@ -54,9 +59,27 @@ from services.processor.rules.state import (
 )
 from services.processor.rules.trigger import Trigger
 
+log = logging.getLogger(__name__)
+
 STAGE = "decide"
 REQUESTED = "request"  # results remembered per messageId besides outcome labels
 HELD = "held"
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The processor settings that guard against hostile or broken trigger data."""
+
+    future_skew: timedelta = timedelta(minutes=5)
+    allow_http_links: bool = False
+
+
+@dataclass(frozen=True)
+class CampaignPersonalisation:
+    """One campaign's variable declarations and link policy, resolved once at start-up."""
+
+    declarations: Mapping[str, Variable]
+    links: LinkPolicy
 
 
 def encode_request(request: EmailRequest) -> str:
@@ -78,6 +101,7 @@ class Decisions:
         recorder: Recorder,
         retention: timedelta,
         clock: Callable[[], datetime],
+        limits: InputLimits | None = None,
     ) -> None:
         self.outputs = wiring.outputs
         self.state = wiring.state
@@ -96,6 +120,13 @@ class Decisions:
         self.transactional = frozenset(
             name for name, c in config.campaigns.items() if c.category == "transactional"
         )
+        self.limits = limits or InputLimits()
+        self.personalisation = {
+            name: CampaignPersonalisation(
+                config.campaign_variables(name), LinkPolicy.of(c, self.limits.allow_http_links)
+            )
+            for name, c in config.campaigns.items()
+        }
 
     # -- one trigger ----------------------------------------------------------------------------
 
@@ -105,6 +136,12 @@ class Decisions:
         cancels = normal_trigger_id(trigger.trigger_id) in self.cancellers
         if (campaign is None and not cancels) or not profile_id:  # the routing file changed
             await self._end(trigger, source, OutcomeStatus.UNROUTED, "no_campaign", None, None)
+            return
+        if is_future_dated(trigger.timestamp, self.clock(), self.limits.future_skew):
+            # Stage 1 refuses these; a worker whose clock is behind stage 1's may still meet
+            # one. Its time must not reach the state (see `is_future_dated`), so it ends here.
+            status, reason = OutcomeStatus.INVALID, FUTURE_TIMESTAMP
+            await self._end(trigger, source, status, reason, campaign, profile_id)
             return
         before = self._load(profile_id)
         seen = before.seen.get(trigger.message_id)
@@ -159,6 +196,10 @@ class Decisions:
         if is_expired(at, now, policy.validity):
             status, reason = OutcomeStatus.EXPIRED, "stale_trigger"
             return await self._end(*ended, status, reason, campaign, profile_id), state
+        personal = self._personalise(campaign, enrichments)
+        if isinstance(personal, MissingData):
+            status, reason, detail = OutcomeStatus.SKIPPED, MISSING_DATA, personal.detail()
+            return await self._end(*ended, status, reason, campaign, profile_id, detail), state
         profile = await self.recorder.retrying(lambda: self.store.profile(profile_id))
         if profile is None:  # deleted since stage 1: re-drivable like any unmatched trigger
             await self.outputs.unmatched(source, "profile_gone")
@@ -177,7 +218,7 @@ class Decisions:
             if not within_frequency_cap(earlier, at, cap.count, cap.window):
                 status, reason = OutcomeStatus.SUPPRESSED, FREQUENCY_CAPPED
                 return await self._end(*ended, status, reason, campaign, profile_id), state
-        request = self._request(campaign, policy, trigger, enrichments, profile)
+        request = self._request(campaign, policy, trigger, enrichments, personal, profile)
         if policy.delay > timedelta(0):
             due = at + policy.delay
             if cancelled_in_advance(state, policy.cancel_on, at, due):
@@ -227,15 +268,20 @@ class Decisions:
         """A redelivered record: make the same decision visible again, idempotently."""
         if result == HELD:
             return  # the hold is in the state; the timer or a cancel ends it
-        if result == REQUESTED and campaign is not None:
+        skipped = result.startswith(f"{OutcomeStatus.SKIPPED.value}:")
+        personal = None
+        if campaign is not None and (result == REQUESTED or skipped):
+            personal = self._personalise(campaign, enrichments)
+        if result == REQUESTED and isinstance(personal, Personalised) and campaign is not None:
             policy = self.config.campaigns[campaign]
             profile = await self.recorder.retrying(lambda: self.store.profile(profile_id))
             if profile is not None:
-                request = self._request(campaign, policy, trigger, enrichments, profile)
+                request = self._request(campaign, policy, trigger, enrichments, personal, profile)
                 await self._emit(request, policy, profile, self.clock())
                 return
         status, reason = parse_label(result)
-        await self._end(trigger, source, status, reason, campaign, profile_id)
+        detail = personal.detail() if isinstance(personal, MissingData) else None
+        await self._end(trigger, source, status, reason, campaign, profile_id, detail)
 
     # -- release of held requests ---------------------------------------------------------------
 
@@ -285,15 +331,27 @@ class Decisions:
         listed = await self.recorder.retrying(lambda: self.store.suppression(profile.email))
         return suppression_reason(policy.category, profile.email_consent, listed)
 
+    def _personalise(self, campaign: str, enrichments: Enrichments) -> Personalised | MissingData:
+        """The campaign's variables from this trigger (`personalise`), fallbacks counted."""
+        spec = self.personalisation[campaign]
+        max_length = self.config.personalisation.max_length
+        personal = personalise(enrichments, spec.declarations, spec.links, max_length)
+        if isinstance(personal, Personalised):
+            for variable, why in personal.fallbacks:
+                FALLBACKS.labels(campaign, variable, why).inc()
+                if why == "unsafe":  # debug: a visitor can send these at will
+                    log.debug("campaign %s: %s refused, its default stands in", campaign, variable)
+        return personal
+
     def _request(
         self,
         campaign: str,
         policy: Campaign,
         trigger: Trigger,
         enrichments: Enrichments,
+        personal: Personalised,
         profile: Profile,
     ) -> EmailRequest:
-        personalisation = self.config.personalisation
         return build_email_request(
             campaign=campaign,
             trigger=trigger,
@@ -302,8 +360,8 @@ class Decisions:
             email=profile.email,
             first_name=profile.first_name,
             locale=profile.locale,
-            product_dimensions=personalisation.product_dimensions,
-            variable_dimensions=personalisation.variables,
+            personalisation=self.config.personalisation,
+            variables=personal.values,
             validity=policy.validity,
         )
 
@@ -346,6 +404,7 @@ class Decisions:
         reason: str | None,
         campaign: str | None,
         profile_id: str | None,
+        detail: Mapping[str, str] | None = None,
     ) -> str:
         return await self.recorder.outcome(
             STAGE,
@@ -356,6 +415,7 @@ class Decisions:
             campaign=campaign,
             profile_id=profile_id,
             position=source.origin,
+            detail=detail,
         )
 
     def _load(self, profile_id: str) -> ProfileState:

@@ -17,6 +17,7 @@ from services.common.settings import unknown_variables
 from services.common.topics import TOPICS, TopicSpec
 from services.processor.agents import Pipeline, register_agents
 from services.processor.app import make_app
+from services.processor.decisions import InputLimits
 from services.processor.profiles import ProfileStore
 from services.processor.recorder import RetryPolicy
 from services.processor.settings import SETTINGS_CLASSES, load_settings
@@ -66,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store,
         RetryPolicy(processor.db_retry_initial, processor.db_retry_max),
         probes,
+        limits=InputLimits(processor.future_skew, processor.allow_http_links),
     )
     register_agents(wiring, pipeline, processor.release_interval)
     register_pages(wiring.app, probes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -14,7 +14,7 @@ from services.common.backoff import backoff_delay
 from services.common.errors import InvalidInput, TransientFailure
 from services.common.health import Probes
 from services.common.models import Outcome, OutcomeStatus
-from services.processor.metrics import DB_RETRIES, TRIGGERS
+from services.processor.metrics import DB_RETRIES, OUTCOMES, TRIGGERS
 from services.processor.outputs import SERVICE, Outputs, Source
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,12 @@ class RetryPolicy:
 def outcome_label(status: OutcomeStatus, reason: str | None) -> str:
     """`expired:stale_trigger`: how a decision is remembered, so a redelivery repeats it."""
     return f"{status.value}:{reason or ''}"
+
+
+def reason_kind(reason: str | None) -> str:
+    """The part of a reason a metric may carry: `cancelled_by:<messageId>` counts as
+    `cancelled_by`, so the label's values stay few."""
+    return (reason or "").partition(":")[0]
 
 
 def parse_label(label: str) -> tuple[OutcomeStatus, str | None]:
@@ -88,8 +94,13 @@ class Recorder:
         campaign: str | None = None,
         profile_id: str | None = None,
         position: str = "",
+        detail: Mapping[str, str] | None = None,
     ) -> str:
-        """Publish one terminal outcome; returns its label for the profile's state."""
+        """Publish one terminal outcome; returns its label for the profile's state.
+
+        `detail` adds to the outcome's details (the source position is always there when known),
+        e.g. the variable a `skipped:missing_data` trigger lacked.
+        """
         await self.outputs.outcome(
             Outcome(
                 status=status,
@@ -99,10 +110,11 @@ class Recorder:
                 trigger_id=trigger_id,
                 campaign=campaign,
                 profile_id=profile_id,
-                detail={"source": position} if position else {},
+                detail={**(detail or {}), **({"source": position} if position else {})},
             )
         )
         TRIGGERS.labels(stage, status.value).inc()
+        OUTCOMES.labels(status.value, reason_kind(reason)).inc()
         return outcome_label(status, reason)
 
     async def invalid(self, stage: str, source: Source, exc: InvalidInput) -> None:

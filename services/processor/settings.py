@@ -83,6 +83,16 @@ class ProcessorSettings(BaseSettings):
         timedelta(seconds=1),
         description="How often held (delayed) email requests that are due are released.",
     )
+    future_skew: Duration = Field(
+        timedelta(minutes=5),
+        description="A trigger dated further than this ahead of the clock ends "
+        "invalid:future_timestamp and never reaches dedup, cap or validity state.",
+    )
+    allow_http_links: bool = Field(
+        False,
+        description="Let link variables be http:// as well as https:// (still only to the "
+        "campaign's link_hosts); for shops not yet on TLS.",
+    )
     db_retry_initial: Duration = Field(
         timedelta(milliseconds=200), description="First wait before retrying a failed DB lookup."
     )

@@ -6,7 +6,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from services.processor.rules.enrichments import Enrichments
+from services.common.enrichments import Enrichments
+from services.common.identity import IdentityPrecedence, usable_mc_id
 
 
 class IdentityKind(enum.StrEnum):
@@ -36,25 +37,31 @@ def identity_candidates(
     enrichments: Enrichments,
     declared_dimensions: Iterable[str],
     email_dimensions: Iterable[str] = (),
+    precedence: IdentityPrecedence = IdentityPrecedence.DECLARED_FIRST,
 ) -> tuple[IdentityKey, ...]:
-    """Identifiers to try, most specific first: the mcId, declared ids, then emails.
+    """Identifiers to try, in the routing file's `identity.precedence`.
 
-    The mcId comes first because it is tied to this very browser; a declared shopper id (an eVar)
-    is the usual key when the visitor never clicked a Campaign email. Each declared dimension
-    contributes its first non-empty hit value. Emails are compared lower-cased.
+    `declared_first` (the default): declared ids, then emails, then the mcId. A declared id
+    (an eVar) is the shopper who is logged in now; the mcId is the browser, which on a shared
+    device still carries whoever clicked a Campaign email on it before, so trying it first
+    would mail that previous visitor. `mcid_first` puts the mcId ahead of the others.
+
+    Each declared dimension contributes its first non-empty hit value; emails are compared
+    lower-cased. An empty or all-zero mcId (Adobe's placeholder) is no identity.
     """
-    keys: list[IdentityKey] = []
-    if mc_id.strip():
-        keys.append(IdentityKey(IdentityKind.MCID, mc_id.strip()))
+    declared: list[IdentityKey] = []
     for dimension in declared_dimensions:
         value = enrichments.first(dimension)
         if value:
-            keys.append(IdentityKey(IdentityKind.DECLARED, value))
+            declared.append(IdentityKey(IdentityKind.DECLARED, value))
     for dimension in email_dimensions:
         value = enrichments.first(dimension)
         if value and "@" in value:
-            keys.append(IdentityKey(IdentityKind.EMAIL, value.lower()))
-    return tuple(dict.fromkeys(keys))
+            declared.append(IdentityKey(IdentityKind.EMAIL, value.lower()))
+    browser = usable_mc_id(mc_id)
+    mcid = [IdentityKey(IdentityKind.MCID, browser)] if browser is not None else []
+    first_mcid = precedence is IdentityPrecedence.MCID_FIRST
+    return tuple(dict.fromkeys([*mcid, *declared] if first_mcid else [*declared, *mcid]))
 
 
 def resolve_profile(

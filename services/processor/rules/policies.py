@@ -1,4 +1,4 @@
-"""Campaign policies: validity, consent and suppression, frequency cap, quiet hours.
+"""Campaign policies: time sanity, validity, consent and suppression, frequency cap, quiet hours.
 
 Each takes plain values (times are tz-aware datetimes) and answers one question; the agent
 passes the trigger's own time or the wall clock as each docstring says.
@@ -15,6 +15,8 @@ Category = Literal["marketing", "transactional"]
 
 NO_CONSENT = "no_consent"
 FREQUENCY_CAPPED = "frequency_capped"
+FUTURE_TIMESTAMP = "future_timestamp"  # outcome invalid:future_timestamp
+MISSING_DATA = "missing_data"  # outcome skipped:missing_data
 
 
 def is_expired(trigger_at: datetime, now: datetime, validity: timedelta) -> bool:
@@ -24,6 +26,18 @@ def is_expired(trigger_at: datetime, now: datetime, validity: timedelta) -> bool
     time rather than the Kafka time is what stops a replay or a backlog from mailing late.
     """
     return now - trigger_at >= validity
+
+
+def is_future_dated(trigger_at: datetime, now: datetime, skew: timedelta) -> bool:
+    """Whether a trigger's own time is too far ahead of the wall clock to be believed.
+
+    Validity, dedup windows and caps are measured from the trigger's time, so a trigger dated
+    in the future (up to year 9999 passes the envelope's schema) would never expire, and once
+    remembered would push the profile's history out of its windows. Up to `skew` ahead is
+    clock drift between Adobe and us and is accepted; beyond it (strictly), the trigger is
+    invalid and must not reach any state.
+    """
+    return trigger_at - now > skew
 
 
 def suppression_reason(

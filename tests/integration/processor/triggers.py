@@ -38,8 +38,10 @@ def adobe_envelope(
         ";Blue Kettle;1;39.90,;Tea Cups;2;12.00",
     ),
     trigger_ms: int | None = None,
+    extra_dimensions: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """The composed fixture of adobe-pipeline.md section 4.3, with the stray-space eVar01 key."""
+    """The composed fixture of adobe-pipeline.md section 4.3, with the stray-space eVar01 key;
+    `extra_dimensions` adds string dimensions (`{"eVar7": ["", "tent"]}`)."""
     now_ms = int(time.time() * 1000) if trigger_ms is None else trigger_ms
     dimensions: dict[str, Any] = {
         "timeGMT": {
@@ -61,6 +63,13 @@ def adobe_envelope(
             "data": list(products),
         },
     }
+    for name, data in (extra_dimensions or {}).items():
+        dimensions[name] = {
+            "type": "string",
+            "name": name,
+            "source": "session summary",
+            "data": data,
+        }
     if declared_id is not None:
         dimensions[" eVar01"] = {
             "type": "string",

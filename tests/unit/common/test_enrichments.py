@@ -6,14 +6,13 @@ import json
 
 import pytest
 
-from services.common.errors import InvalidInput
-from services.processor.rules.enrichments import (
+from services.common.enrichments import (
     Enrichments,
     parse_enrichments,
     product_names,
     products,
-    variables,
 )
+from services.common.errors import InvalidInput
 
 
 def enrichments(dimensions: dict[str, object], products_object: object = None) -> str:
@@ -84,10 +83,3 @@ def test_product_names_plain_and_structured() -> None:
     assert product_names("Kettle, Cups") == ["Kettle", "Cups"]
     assert product_names("Home;Kettle;1;3.0") == ["Kettle"]
     assert product_names(" , ;") == []
-
-
-def test_variables_leave_absent_values_out() -> None:
-    parsed = parse_enrichments(enrichments({"pageURL": dim("", "https://shop.example/cart")}))
-    assert variables(parsed, {"cartUrl": "pageURL", "searchTerms": "eVar7"}) == {
-        "cartUrl": "https://shop.example/cart"
-    }

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.common.errors import InvalidInput
+from services.common.pipeline_config import TEMPLATE_NAMES
 from services.common.settings import PipelineConfigSettings, load
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.templates import TemplateSet, template_context
@@ -91,3 +92,68 @@ def test_unknown_campaign_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as caught:
         TemplateSet(tmp_path, {}).render("nope", {})
     assert caught.value.reason == "unknown_campaign"
+
+
+def test_the_context_holds_the_template_names_and_the_variables() -> None:
+    context = template_context(request(variables={"cartUrl": "https://shop.example/c"}))
+    assert set(context) == TEMPLATE_NAMES | {"cartUrl"}
+
+
+def test_a_declared_variable_the_request_lacks_renders_its_default(tmp_path: Path) -> None:
+    write_template(tmp_path, "t", "Hi", "<a href='{{ cartUrl }}'>{{ coupon }}</a>", "x")
+    defaults = {"c": {"cartUrl": "https://shop.example/cart", "coupon": ""}}
+    templates = TemplateSet(tmp_path, {"c": "t"}, defaults)
+    rendered = templates.render("c", template_context(request(variables={"coupon": "TEN"})))
+    assert rendered.html == "<a href='https://shop.example/cart'>TEN</a>"
+
+
+def test_free_names_list_what_each_part_reads_even_in_branches_never_taken(
+    tmp_path: Path,
+) -> None:
+    write_template(
+        tmp_path,
+        "t",
+        "{{ first_name }} {{ range(2)|list }}",
+        "{% set x = 1 %}{% for p in products %}{{ p }}{% endfor %}{{ x }}",
+        "{% if false %}{{ cartUrll }}{% endif %}",
+    )
+    templates = TemplateSet(tmp_path, {"c": "t", "gone": "missing"})
+    assert templates.free_names("c") == {
+        "subject.txt": frozenset({"first_name"}),
+        "body.html": frozenset({"products"}),
+        "body.txt": frozenset({"cartUrll"}),
+    }
+    assert templates.free_names("gone") == {}
+
+
+def shipped() -> TemplateSet:
+    settings = load(PipelineConfigSettings)
+    return CampaignCatalog(settings.config, settings.templates_dir).current.templates
+
+
+@pytest.mark.parametrize(
+    ("campaign", "variables", "wanted"),
+    [
+        ("cart_abandonment", {"cartUrl": ""}, "a few things you liked"),
+        ("cart_abandonment", {"cartUrl": "https://shop.example/cart"}, "Return to your cart"),
+        ("browse_abandonment", {"pageUrl": ""}, "something that caught your eye"),
+        ("search_abandonment", {"searchTerms": ""}, "our latest arrivals"),
+        ("search_abandonment", {"searchTerms": "tent"}, "new arrivals matching your search"),
+    ],
+)
+def test_shipped_templates_degrade_without_optional_data(
+    campaign: str, variables: dict[str, str], wanted: str
+) -> None:
+    bare = request(campaign=campaign, first_name=None, products=(), variables=variables)
+    rendered = shipped().render(campaign, template_context(bare))
+    assert wanted in rendered.html and wanted in rendered.text
+    assert rendered.subject.startswith("Hello, ")
+    assert '""' not in rendered.subject and "None" not in rendered.subject + rendered.text
+    if not variables.get("cartUrl", "x"):
+        assert "href" not in rendered.html
+
+
+def test_shipped_templates_isolate_right_to_left_names_in_html() -> None:
+    rtl = request(first_name="דוד", variables={"cartUrl": "https://shop.example/cart"})
+    rendered = shipped().render("cart_abandonment", template_context(rtl))
+    assert "<bdi>דוד</bdi>" in rendered.html and rendered.subject.startswith("דוד, your")

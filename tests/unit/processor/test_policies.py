@@ -1,4 +1,4 @@
-"""Campaign policies: validity, consent and suppression, frequency cap, quiet hours."""
+"""Campaign policies: time sanity, validity, consent and suppression, cap, quiet hours."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from services.processor.rules.policies import (
     FREQUENCY_CAPPED,
     NO_CONSENT,
     is_expired,
+    is_future_dated,
     quiet_hours_end,
     quiet_zone,
     sends_counted_by_caps,
@@ -27,6 +28,27 @@ def test_validity_is_measured_from_the_trigger_time_and_half_open() -> None:
     assert is_expired(T0, T0 + HOUR, HOUR)
     assert is_expired(T0 - timedelta(days=3), T0, timedelta(days=2))  # a replayed backlog
     assert not is_expired(T0 + HOUR, T0, HOUR)  # a trigger from a clock ahead of ours
+
+
+SKEW = timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("ahead", "future_dated"),
+    [
+        (-timedelta(days=3), False),  # an old trigger is the validity rule's business
+        (timedelta(0), False),
+        (timedelta(minutes=4, seconds=59), False),  # clock drift between Adobe and us
+        (SKEW, False),  # the skew itself is still accepted
+        (SKEW + timedelta(milliseconds=1), True),
+        (timedelta(days=1), True),
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - T0, True),  # the schema's maximum
+    ],
+)
+def test_a_trigger_dated_beyond_the_skew_is_future_dated(
+    ahead: timedelta, future_dated: bool
+) -> None:
+    assert is_future_dated(T0 + ahead, T0, SKEW) is future_dated
 
 
 def test_suppression_list_beats_everything_and_consent_gates_marketing_only() -> None:
