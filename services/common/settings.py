@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.errors import ConfigurationError
+from services.resources import DEFAULT_PIPELINE_CONFIG, DEFAULT_TEMPLATES_DIR
 
 ENV_ROOT = "TRIGGERLINE_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -130,12 +131,12 @@ class PipelineConfigSettings(BaseSettings):
     model_config = settings_config("pipeline")
 
     config: Path = Field(
-        REPO_ROOT / "config" / "pipeline.yaml",
+        DEFAULT_PIPELINE_CONFIG,
         description="Routing and campaigns file: Adobe's NmsPipeline_Config JSON, extended "
         "with campaigns (YAML or JSON).",
     )
     templates_dir: Path = Field(
-        REPO_ROOT / "config" / "templates",
+        DEFAULT_TEMPLATES_DIR,
         description="Folder of campaign templates, one sub-folder per template.",
     )
 

@@ -1,22 +1,41 @@
 """`triggerline status`: consumer lag per group, dead letters waiting, the fetcher's indicators.
 
 Lag is what to watch: a group whose lag grows is not keeping up, one whose committed offsets
-stop moving while lag stays is stuck.
+stop moving while lag stays is stuck. `--serve PORT` keeps measuring and exports the same numbers
+as Prometheus gauges (the alerts in deploy/k8s/base/monitoring.yaml read them). Groups default
+to the ones this environment configures, topics carry TRIGGERLINE_TOPICS_PREFIX.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 from dataclasses import dataclass
+from types import FrameType
 
 import requests
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
+from prometheus_client import Gauge
 
+from services.common.health import HealthServer, Probes
 from services.common.kafka import high_watermark, make_admin
 from services.common.settings import KafkaSettings, load
 from services.common.topics import TOPICS
+from services.ops.groups import STATUS_GROUP, service_groups
+
+LAG = Gauge(
+    "triggerline_consumer_lag",
+    "Records not yet consumed: partition ends minus committed offsets, by group and topic.",
+    ["group", "topic"],
+)
+WAITING = Gauge(
+    "triggerline_dead_letters_waiting",
+    "Records a dead-letter topic holds (retention permitting), by topic.",
+    ["topic"],
+)
 
 
 @dataclass(frozen=True)
@@ -68,23 +87,72 @@ def render(lags: list[GroupLag], dead: dict[str, int], fetcher: dict[str, object
     return "\n".join(lines)
 
 
+def dead_letter_topics() -> list[str]:
+    dead = (TOPICS.triggers_dlq, TOPICS.triggers_unmatched, TOPICS.emails_dlq)
+    return [spec.name for spec in dead]
+
+
+def measure(
+    admin: AdminClient, probe: Consumer, groups: list[str]
+) -> tuple[list[GroupLag], dict[str, int]]:
+    lags = [row for group in groups for row in group_lag(admin, probe, group)]
+    return lags, {topic: waiting(probe, topic) for topic in dead_letter_topics()}
+
+
+def export(lags: list[GroupLag], dead: dict[str, int]) -> None:
+    for row in lags:
+        LAG.labels(row.group, row.topic).set(row.lag)
+    for topic, count in dead.items():
+        WAITING.labels(topic).set(count)
+
+
+def serve(settings: KafkaSettings, groups: list[str], port: int, interval: float) -> int:
+    """Measure every `interval` seconds and serve the gauges until SIGTERM."""
+    probes = Probes(stall_after=max(60.0, 3 * interval))
+    server = HealthServer("0.0.0.0", port, probes).start()  # noqa: S104  # scraped in-cluster
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    admin = make_admin(settings)
+    probe = Consumer({**settings.client_config(), "group.id": STATUS_GROUP})
+    try:
+        while not stop.is_set():
+            try:
+                export(*measure(admin, probe, groups))
+                probes.ready("kafka")
+            except Exception as exc:  # keep serving: a broker outage is what it reports on
+                probes.not_ready("kafka", type(exc).__name__)
+            probes.beat()
+            stop.wait(interval)
+    finally:
+        probe.close()
+        server.stop()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="triggerline status", description=__doc__)
     parser.add_argument(
         "--group",
         action="append",
-        help="consumer groups to report (default: triggerline-processor, triggerline-mailer)",
+        help="consumer groups to report (default: the processor's and the mailer's, "
+        "TRIGGERLINE_PROCESSOR_APP_ID and TRIGGERLINE_MAILER_GROUP_ID)",
     )
     parser.add_argument("--fetcher", default="http://127.0.0.1:7781", help="fetcher status URL")
+    parser.add_argument("--serve", type=int, metavar="PORT", help="export gauges on this port")
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between measures")
     args = parser.parse_args(argv)
     settings = load(KafkaSettings)
+    groups = args.group or service_groups()
+    if args.serve is not None:
+        return serve(settings, groups, args.serve, args.interval)
     admin = make_admin(settings)
-    probe = Consumer({**settings.client_config(), "group.id": "triggerline-status"})
+    probe = Consumer({**settings.client_config(), "group.id": STATUS_GROUP})
     try:
-        groups = args.group or ["triggerline-processor", "triggerline-mailer"]
-        lags = [row for group in groups for row in group_lag(admin, probe, group)]
-        dead_topics = (TOPICS.triggers_dlq, TOPICS.triggers_unmatched, TOPICS.emails_dlq)
-        dead = {spec.name: waiting(probe, spec.name) for spec in dead_topics}
+        lags, dead = measure(admin, probe, groups)
     finally:
         probe.close()
     fetcher: dict[str, object] | None = None

@@ -92,6 +92,10 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Health, readiness and metrics only: /table/ would serve held requests (addresses,
+        # names, products) and /router/ the cluster's layout to anyone reaching the port.
+        web_tables_enabled=False,
+        web_router_enabled=False,
     )
     triggers = app.topic(
         TOPICS.triggers_raw.name,

@@ -1,4 +1,4 @@
-"""The Kubernetes manifests: derived files up to date, and the conventions every workload keeps."""
+"""Derived files are current, every overlay renders, and what is rendered is complete."""
 
 from __future__ import annotations
 
@@ -9,29 +9,21 @@ import pytest
 import yaml
 
 from services.common.topics import TOPICS
-from services.ops.manifests import K8S, TOPICS_FILE, rendered
-
-BASE = K8S / "base"
+from services.ops.manifests import K8S, TOPICS_FILE, leftovers, rendered
+from tests.unit.deploy.rendering import OVERLAY_NAMES, of_kind, render, render_dir
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def _base_objects() -> list[dict[str, Any]]:
-    objects: list[dict[str, Any]] = []
-    for path in sorted(BASE.glob("*.yaml")):
-        if path.name != "kustomization.yaml":
-            objects.extend(_documents(path))
-    return objects
-
-
-WORKLOADS = [o for o in _base_objects() if o["kind"] in ("Deployment", "StatefulSet")]
-
-
 def test_generated_files_are_up_to_date() -> None:
-    for path, text in rendered().items():
-        assert path.read_text(encoding="utf-8") == text, f"{path}: run `triggerline manifests`"
+    expected = rendered()
+    for path, text in expected.items():
+        assert path.exists() and path.read_text(encoding="utf-8") == text, (
+            f"{path}: run `triggerline manifests`"
+        )
+    assert not leftovers(expected), "run `triggerline manifests` to remove them"
 
 
 def test_every_declared_topic_is_a_kafka_topic_with_its_partitions() -> None:
@@ -44,34 +36,41 @@ def test_every_declared_topic_is_a_kafka_topic_with_its_partitions() -> None:
     )
 
 
-@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w["metadata"]["name"])
-def test_workloads_have_probes_resources_and_a_budget(workload: dict[str, Any]) -> None:
-    for container in workload["spec"]["template"]["spec"]["containers"]:
-        assert "readinessProbe" in container and "livenessProbe" in container
-        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
-        assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert workload["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    budgets = [o for o in _base_objects() if o["kind"] == "PodDisruptionBudget"]
-    labels = workload["spec"]["selector"]["matchLabels"]
-    assert any(b["spec"]["selector"]["matchLabels"] == labels for b in budgets)
+def test_there_are_overlays_and_each_renders() -> None:
+    assert {"dev", "prod"} <= set(OVERLAY_NAMES)
+    for overlay in OVERLAY_NAMES:
+        assert render(overlay)
 
 
-def test_autoscaling_never_exceeds_the_partitions_and_uses_string_metadata() -> None:
-    scaled = [o for o in _base_objects() if o["kind"] == "ScaledObject"]
-    assert {s["metadata"]["name"] for s in scaled} == {
-        "triggerline-processor",
-        "triggerline-mailer",
-    }
-    for item in scaled:
-        assert item["spec"]["maxReplicaCount"] <= TOPICS.triggers_raw.partitions
-        for trigger in item["spec"]["triggers"]:
-            assert all(isinstance(v, str) for v in trigger["metadata"].values())
-    assert not [o for o in _base_objects() if o["kind"] == "HorizontalPodAutoscaler"]
+def test_an_overlay_that_does_not_render_fails(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(pytest.fail.Exception, match="does not render"):
+        render_dir(tmp_path)
 
 
-def test_network_is_denied_by_default_and_no_secret_is_in_clear() -> None:
-    objects = _base_objects()
-    deny = [o for o in objects if o["metadata"]["name"] == "triggerline-default-deny"]
-    assert deny and deny[0]["spec"]["podSelector"] == {}
-    assert not [o for o in objects if o["kind"] == "Secret"]
+@pytest.mark.parametrize("overlay", OVERLAY_NAMES)
+def test_rendered_objects_are_complete_and_ship_no_secret(overlay: str) -> None:
+    objects = render(overlay)
+    text = yaml.safe_dump_all(objects)
+    assert not of_kind(objects, "Secret"), "secrets are referenced, never shipped"
+    assert "set-by-" not in text, "a placeholder was not replaced (kafka-placement, overlay)"
+    assert "v1beta2" not in text
+    namespaces = of_kind(objects, "Namespace")
+    assert len(namespaces) == 1
+    labels = namespaces[0]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    app, kafka = namespaces[0]["metadata"]["name"], set()
+    for item in objects:
+        if item["kind"] == "Namespace":
+            continue
+        namespace = item["metadata"].get("namespace")
+        assert namespace, f"{item['kind']}/{item['metadata']['name']} has no namespace"
+        if namespace != app:
+            kafka.add((item["kind"], item["metadata"]["name"], namespace))
+    # only the brokers' ingress policy lives in the Kafka namespace, never ours
+    assert [(k, n) for k, n, _ in kafka] == [("NetworkPolicy", "triggerline-kafka-clients")]
+    assert next(iter(kafka))[2] != app
+
+
+def test_no_v1beta2_anywhere_in_the_tree() -> None:
     assert "v1beta2" not in "".join(p.read_text() for p in K8S.rglob("*.yaml"))
