@@ -18,7 +18,7 @@ help: ## list the targets
 
 $(BIN)/triggerline: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip==25.3
+	$(BIN)/pip install -q --upgrade pip==26.3
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
