@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from services.common.errors import ConfigurationError
+from services.ops.errors import OperatorError
 
 # command -> (module with a `main(argv) -> int`, help line). Imported lazily so that
 # `triggerline mailer` never imports faust, and a broken optional part cannot block the others.
@@ -21,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetcher": ("services.fetcher.main", "pipelined equivalent: upstream stream -> triggers.raw"),
     "processor": ("services.processor.main", "faust-streaming worker: triggers -> email requests"),
     "mailer": ("services.mailer.main", "email requests -> SMTP, exactly once per key"),
+    "feedback": ("services.feedback.main", "one-click unsubscribe, bounces and complaints"),
     "topics": ("services.ops.topics", "create or list the declared Kafka topics"),
     "db": ("services.ops.database", "upgrade the database schema, seed demo profiles"),
     "stack": ("services.ops.stack", "run the whole local stack (what `make run` calls)"),
@@ -29,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifests": ("services.ops.manifests", "regenerate the Kubernetes files derived from code"),
     "status": ("services.ops.status", "consumer lag, dead letters waiting, fetcher indicators"),
     "replay": ("services.ops.replay", "rewind a stopped group, or re-drive dead letters"),
+    "profiles": ("services.ops.profiles", "import profiles or a suppression list (CSV, JSONL)"),
+    "outcomes": ("services.ops.outcomes", "what became of the triggers: counts, in = out per hour"),
 }
 
 
@@ -69,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"triggerline {args[0]}: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG
+    except OperatorError as exc:  # a bad argument or input file: nothing was changed
+        print(f"triggerline {args[0]}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -35,6 +35,8 @@ class OutcomeTally:
         self._serde = outcome_serde()
         self.counts: Counter[str] = Counter()
         self.outcomes: list[Outcome] = []
+        # unsubscribes, bounces, complaints: about emails already `sent`, so not in the balance
+        self.recipient_events: Counter[str] = Counter()
 
     @property
     def total(self) -> int:
@@ -47,6 +49,9 @@ class OutcomeTally:
             if message.error():
                 continue
             outcome = Outcome.from_record(self._serde.decode(message.value()))
+            if outcome.status.is_recipient_event:
+                self.recipient_events[outcome.label] += 1
+                continue
             self.counts[outcome.label] += 1
             self.outcomes.append(outcome)
             new += 1
@@ -56,6 +61,8 @@ class OutcomeTally:
         width = max((len(label) for label in self.counts), default=8)
         lines = [f"  {label:<{width}}  {count:>8}" for label, count in self.counts.most_common()]
         lines.append(f"  {'total':<{width}}  {self.total:>8}")
+        for label, count in self.recipient_events.most_common():
+            lines.append(f"  {label:<{width}}  {count:>8}  (recipient event)")
         return "\n".join(lines)
 
     def close(self) -> None:

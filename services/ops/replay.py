@@ -1,14 +1,17 @@
 """`triggerline replay`: rewind a stopped consumer group, or re-drive dead letters.
 
-    triggerline replay rewind --group triggerline-processor --topic triggers.raw \\
-        --to-datetime 2026-11-28T00:00:00Z            # shows the plan
-    ... --execute                                      # applies it (the group must be stopped)
-    triggerline replay redrive --from triggers.unmatched [--limit 1000] [--execute]
+Every action shows its plan first; nothing changes without --execute.
+
+    triggerline replay rewind --group triggerline-processor --to-duration 2h
+    triggerline replay rewind --group triggerline-mailer --to-duration 1h --execute
+    triggerline replay redrive --from triggers.unmatched --reason no_profile --since 6h
+    triggerline replay redrive --from emails.dlq --reason retries_exhausted --execute
 
 A rewind commits new offsets for a group with no live member (Kafka refuses otherwise, and so
-do we, before asking). A re-drive reads a dead-letter topic with its own consumer group and
-produces each record back to its `x-original-topic`, with its original key, bytes and headers
-plus `x-redrive-count`; the mailer's claims and the validity window keep either from mailing
+do we, naming the members), or copies the plan into a fresh group (--to-new-group). A re-drive
+produces each selected dead letter back to its `x-original-topic`, in transactions that carry
+its progress, so running the same command again after an interruption resumes it. The
+processor's dedup state, the mailer's claims and the validity window keep either from mailing
 anyone twice or late.
 """
 
@@ -16,239 +19,309 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from datetime import UTC, datetime
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    ConsumerGroupState,
-    ConsumerGroupTopicPartitions,
-    KafkaError,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient
+from tqdm import tqdm
 
-from services.common.kafka import Headers, high_watermark, make_admin, make_producer
-from services.common.settings import KafkaSettings, load
+from services.common.db.engine import make_engine
+from services.common.kafka import make_admin
+from services.common.pipeline_config import load_pipeline_config
+from services.common.settings import DatabaseSettings, KafkaSettings, PipelineConfigSettings, load
 from services.common.topics import TOPICS
+from services.ops.errors import OperatorError
+from services.ops.groups import REDRIVE_GROUP
+from services.ops.redrive import DEFAULT_BATCH, CampaignOf, ClaimReopener, redrive
+from services.ops.rewind import apply_rewind, committed_offsets, live_members, rewind_plan
+from services.ops.rules.moments import parse_moment
+from services.ops.rules.redrive import RedriveFilter, describe_tally, progress_group
 from services.ops.rules.replay import (
-    PartitionMove,
+    RewindRequest,
     describe_plan,
-    redrive_destination,
-    redrive_headers,
-    rewind_target,
+    parse_offsets,
+    qualified_topic,
 )
 
-REDRIVE_GROUP = "triggerline-redrive"
-_IDLE_POLLS = 5
+REWIND_EXAMPLES = """examples:
+  # the last two hours of the processor, again (plan, then apply with the group stopped)
+  triggerline replay rewind --group triggerline-processor --to-duration 2h
+  triggerline replay rewind --group triggerline-processor --to-duration 2h --execute
+  # every campaign topic of the mailer back to a point in time
+  triggerline replay rewind --group triggerline-mailer --to-datetime 2026-11-28T22:00:00Z
+  # chosen partitions to chosen offsets
+  triggerline replay rewind --group triggerline-processor --topic triggers.raw \\
+      --to-offsets 0:123,1:456
+  # reprocess the last hour in a fresh group while the live one keeps running
+  triggerline replay rewind --group triggerline-processor --to-duration 1h \\
+      --to-new-group triggerline-processor-replay --execute
+"""
+
+REDRIVE_EXAMPLES = """examples:
+  # what waits in triggers.unmatched, per reason (a plan: nothing moves)
+  triggerline replay redrive --from triggers.unmatched
+  # unmatched triggers of the last 6 hours, once their profiles are imported
+  triggerline replay redrive --from triggers.unmatched --reason no_profile --since 6h --execute
+  # what the relay refused overnight, for one campaign
+  triggerline replay redrive --from emails.dlq --reason retries_exhausted \\
+      --campaign cart_abandonment --since 2026-11-28T20:00:00Z --until 2026-11-29T07:00:00Z \\
+      --execute
+  # interrupted? run the very same command again: it resumes after the last committed batch
+"""
 
 
-class GroupActive(RuntimeError):
-    """The group has live members; stop them (scale to 0) before rewinding."""
-
-
-def rewind_plan(
-    settings: KafkaSettings,
-    group: str,
-    topic: str,
-    mode: str,
-    when: datetime | None = None,
-    offset: int | None = None,
-) -> list[PartitionMove]:
-    """Per partition: where the group is, and where it would restart."""
-    consumer = Consumer(
-        {**settings.client_config(), "group.id": group, "enable.auto.commit": False}
-    )
-    try:
-        partitions = sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
-        committed = consumer.committed([TopicPartition(topic, p) for p in partitions], 30)
-        by_time: dict[int, int] = {}
-        if mode == "datetime" and when is not None:
-            stamp = int(when.timestamp() * 1000)
-            found = consumer.offsets_for_times(
-                [TopicPartition(topic, p, stamp) for p in partitions], 30
-            )
-            by_time = {tp.partition: tp.offset for tp in found}
-        moves = []
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 30)
-            target = rewind_target(mode, low, high, by_time.get(tp.partition), offset)
-            moves.append(
-                PartitionMove(
-                    tp.partition, tp.offset if tp.offset >= 0 else None, target, low, high
-                )
-            )
-        return moves
-    finally:
-        consumer.close()
-
-
-def ensure_stopped(admin: AdminClient, group: str) -> None:
-    description = admin.describe_consumer_groups([group], request_timeout=30)[group].result()
-    if description.state not in (ConsumerGroupState.EMPTY, ConsumerGroupState.DEAD):
-        members = ", ".join(m.client_id for m in description.members) or "?"
-        raise GroupActive(
-            f"group {group} is {description.state.name.lower()} with members {members}; "
-            "stop them first (scale the Deployment or StatefulSet to 0)"
-        )
-
-
-def apply_rewind(
-    settings: KafkaSettings, group: str, topic: str, moves: list[PartitionMove]
-) -> None:
-    admin = make_admin(settings)
-    ensure_stopped(admin, group)
-    request = ConsumerGroupTopicPartitions(
-        group, [TopicPartition(topic, m.partition, m.target) for m in moves]
-    )
-    admin.alter_consumer_group_offsets([request], request_timeout=30)[group].result()
-
-
-def redrivable_topics(settings: KafkaSettings) -> set[str]:
-    """Where dead letters may go back to: the trigger input and the email topics."""
-    emails_prefix = f"{TOPICS.prefix}emails."
-    existing = make_admin(settings).list_topics(timeout=30).topics
-    emails = {n for n in existing if n.startswith(emails_prefix) and n != TOPICS.emails_dlq.name}
-    return {TOPICS.triggers_raw.name} | emails
-
-
-def redrive(
-    settings: KafkaSettings,
-    source: str,
-    limit: int | None,
-    execute: bool,
-    group: str = REDRIVE_GROUP,
-    allowed: set[str] | None = None,
-) -> Counter[str]:
-    """Send dead letters of `source` back where they came from; returns counts per destination.
-
-    Without `execute` nothing is produced or committed: the counts are the plan.
-    """
-    allowed = redrivable_topics(settings) if allowed is None else allowed
-    consumer = Consumer(
-        {
-            **settings.client_config(),
-            "group.id": group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    producer: Producer | None = make_producer(settings, "triggerline-redrive") if execute else None
-    counts: Counter[str] = Counter()
-    try:
-        partitions = consumer.list_topics(source, timeout=30).topics[source].partitions
-        ends = {p: high_watermark(consumer, source, p) for p in partitions}
-        committed = consumer.committed([TopicPartition(source, p) for p in partitions], 30)
-        starts = {
-            tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING for tp in committed
-        }
-        consumer.assign([TopicPartition(source, p, starts[p]) for p in partitions])
-        done = {p for p in partitions if starts[p] != OFFSET_BEGINNING and starts[p] >= ends[p]}
-        positions: dict[int, int] = {}
-        idle = 0
-        while len(done) < len(partitions) and (limit is None or counts.total() < limit):
-            message = consumer.poll(1.0)
-            if message is None:
-                # under read_committed the end may be a marker, never delivered: stop once the
-                # topic has been quiet for a while
-                idle += 1
-                if idle >= _IDLE_POLLS:
-                    break
-                continue
-            idle = 0
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    raise RuntimeError(str(error))
-                continue
-            partition = message.partition() or 0
-            raw_headers = message.headers() or []
-            headers: Headers = (
-                list(raw_headers.items()) if isinstance(raw_headers, dict) else list(raw_headers)
-            )
-            decoded = {k: (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
-                       for k, v in headers if v is not None}  # fmt: skip
-            destination = redrive_destination(decoded, allowed) or "(not re-drivable)"
-            counts[destination] += 1
-            if producer is not None and destination in allowed:
-                producer.produce(
-                    destination,
-                    value=message.value(),
-                    key=message.key(),
-                    headers=list(
-                        redrive_headers([(k, v) for k, v in headers if isinstance(v, bytes)])
-                    ),
-                )
-                producer.poll(0)
-            positions[partition] = (message.offset() or 0) + 1
-            if positions[partition] >= ends[partition]:
-                done.add(partition)
-        if producer is not None:
-            if producer.flush(60):
-                raise RuntimeError("re-driven records were not all acknowledged; nothing committed")
-            if positions:
-                consumer.commit(
-                    offsets=[TopicPartition(source, p, o) for p, o in positions.items()],
-                    asynchronous=False,
-                )
-        return counts
-    finally:
-        consumer.close()
-
-
-def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def main(argv: list[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="triggerline replay",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="action", required=True)
-    rewind = sub.add_parser("rewind", help="move a stopped group's offsets")
-    rewind.add_argument("--group", required=True)
-    rewind.add_argument("--topic", default=TOPICS.triggers_raw.name)
+    rewind = sub.add_parser(
+        "rewind",
+        help="move a stopped group's offsets, or copy them into a new group",
+        description="Show where a consumer group would restart; --execute applies it.",
+        epilog=REWIND_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rewind.add_argument(
+        "--group",
+        required=True,
+        help="consumer group to rewind (e.g. triggerline-processor, triggerline-mailer); with "
+        "--to-new-group, the group whose position the plan starts from",
+    )
+    rewind.add_argument(
+        "--topic",
+        action="append",
+        help="topic to rewind, repeatable (e.g. --topic triggers.raw); default: every topic "
+        "the group has committed offsets on. TRIGGERLINE_TOPICS_PREFIX is added when missing",
+    )
     where = rewind.add_mutually_exclusive_group(required=True)
-    where.add_argument("--to-datetime", type=_parse_time, help="ISO time, UTC unless given")
-    where.add_argument("--to-offset", type=int)
-    where.add_argument("--to-earliest", action="store_true")
-    where.add_argument("--to-latest", action="store_true")
-    rewind.add_argument("--execute", action="store_true", help="apply the plan")
-    again = sub.add_parser("redrive", help="send dead letters back to their original topic")
-    again.add_argument("--from", dest="source", required=True,
-                       help="triggers.dlq, triggers.unmatched or emails.dlq")  # fmt: skip
-    again.add_argument("--limit", type=int, default=None)
-    again.add_argument("--execute", action="store_true", help="produce and commit")
-    args = parser.parse_args(argv)
-    settings = load(KafkaSettings)
-    if args.action == "redrive":
-        counts = redrive(settings, args.source, args.limit, args.execute)
-        verb = "re-drove" if args.execute else "would re-drive"
-        for destination, count in counts.most_common():
-            print(f"{verb} {count:>8} to {destination}")
-        if not args.execute:
-            print("(plan only: add --execute to apply)")
-        return 0
-    mode = ("datetime" if args.to_datetime else "offset" if args.to_offset is not None
-            else "earliest" if args.to_earliest else "latest")  # fmt: skip
-    moves = rewind_plan(settings, args.group, args.topic, mode, args.to_datetime, args.to_offset)
-    print(describe_plan(args.group, args.topic, moves))
+    where.add_argument(
+        "--to-duration",
+        metavar="DURATION",
+        help="restart at the first record of that long ago (e.g. 2h, 30m, 1d)",
+    )
+    where.add_argument(
+        "--to-datetime",
+        metavar="TIME",
+        help="restart at the first record at or after this ISO time, UTC unless it names an "
+        "offset (e.g. 2026-11-28T22:00:00Z)",
+    )
+    where.add_argument(
+        "--to-offset",
+        type=int,
+        metavar="OFFSET",
+        help="restart every partition at this offset (e.g. 1200); refused if outside the log",
+    )
+    where.add_argument(
+        "--to-offsets",
+        metavar="P:O,...",
+        help="restart the named partitions at these offsets (e.g. 0:123,1:456); others stay",
+    )
+    where.add_argument(
+        "--to-earliest", action="store_true", help="restart at the oldest record still kept"
+    )
+    where.add_argument(
+        "--to-latest", action="store_true", help="skip to the end: read only new records"
+    )
+    rewind.add_argument(
+        "--to-new-group",
+        metavar="NAME",
+        help="commit the plan into this fresh group instead, leaving --group untouched (e.g. "
+        "triggerline-processor-replay; then start a processor with that app id)",
+    )
+    rewind.add_argument(
+        "--execute",
+        action="store_true",
+        help="apply the plan (refused while the group has live members)",
+    )
+    again = sub.add_parser(
+        "redrive",
+        help="send selected dead letters back to their original topic",
+        description="Count the dead letters a filter selects, per reason; --execute re-drives "
+        "them, with progress, resumably.",
+        epilog=REDRIVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    again.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        help="dead-letter topic: triggers.dlq, triggers.unmatched or emails.dlq",
+    )
+    again.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        help="only records with this x-error-reason, repeatable (e.g. no_profile, "
+        "template_error, retries_exhausted)",
+    )
+    again.add_argument(
+        "--campaign",
+        action="append",
+        default=[],
+        help="only records of this campaign, repeatable (e.g. cart_abandonment)",
+    )
+    again.add_argument(
+        "--trigger-id",
+        action="append",
+        default=[],
+        help="only records of this Adobe trigger id, repeatable",
+    )
+    again.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="only records that failed at or after this: a duration ago (6h) or an ISO time",
+    )
+    again.add_argument(
+        "--until",
+        metavar="WHEN",
+        help="only records that failed before this: a duration ago (1h) or an ISO time",
+    )
+    again.add_argument(
+        "--limit", type=int, default=None, help="stop after re-driving this many (e.g. 1000)"
+    )
+    again.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH,
+        help=f"records per transaction, the unit of resumption (default {DEFAULT_BATCH})",
+    )
+    again.add_argument(
+        "--group",
+        help="consumer group keeping the position (default: one per filter, derived from "
+        f"{REDRIVE_GROUP})",
+    )
+    again.add_argument(
+        "--execute", action="store_true", help="produce and commit, showing progress"
+    )
+    return parser
+
+
+def _request(args: argparse.Namespace, now: datetime) -> RewindRequest:
+    if args.to_duration is not None:
+        return RewindRequest("datetime", when=parse_moment(args.to_duration, now, "--to-duration"))
+    if args.to_datetime is not None:
+        return RewindRequest("datetime", when=parse_moment(args.to_datetime, now, "--to-datetime"))
+    if args.to_offset is not None:
+        return RewindRequest("offset", offset=args.to_offset)
+    if args.to_offsets is not None:
+        return RewindRequest("offsets", offsets=parse_offsets(args.to_offsets))
+    return RewindRequest("earliest" if args.to_earliest else "latest")
+
+
+def run_rewind(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    request = _request(args, datetime.now(UTC))
+    admin = make_admin(settings)
+    if args.topic:
+        topics = [qualified_topic(t, TOPICS.prefix) for t in args.topic]
+    else:
+        topics = sorted({t for t, _ in committed_offsets(admin, args.group)})
+        if not topics:
+            raise OperatorError(
+                f"group {args.group} has no committed offsets; name the topics with --topic"
+            )
+    moves = rewind_plan(settings, args.group, topics, request, admin)
+    for topic in topics:
+        chosen = [m for m in moves if m.topic == topic]
+        print(describe_plan(args.group, topic, chosen, request, args.to_new_group))
+    if not args.to_new_group:
+        _, members = live_members(admin, args.group)
+        if members:
+            print(f"group {args.group} has live members: {', '.join(members)}")
     if not args.execute:
         print("(plan only: add --execute to apply; the group must be stopped)")
         return 0
-    try:
-        apply_rewind(settings, args.group, args.topic, moves)
-    except GroupActive as exc:
-        print(f"triggerline replay: {exc}", file=sys.stderr)
-        return 1
-    print("applied")
+    apply_rewind(settings, args.group, moves, args.to_new_group, admin)
+    print(f"applied to group {args.to_new_group or args.group}")
     return 0
+
+
+def _campaign_router() -> CampaignOf:
+    from services.processor.rules.routing import build_routes, route_trigger
+
+    routes = build_routes(load_pipeline_config(load(PipelineConfigSettings).config))
+    return lambda trigger_id: route_trigger(trigger_id, routes)
+
+
+def run_redrive(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    now = datetime.now(UTC)
+    source = qualified_topic(args.source, TOPICS.prefix)
+    dead = {s.name for s in (TOPICS.triggers_dlq, TOPICS.triggers_unmatched, TOPICS.emails_dlq)}
+    if source not in dead:
+        raise OperatorError(
+            f"--from {args.source}: re-drive reads {', '.join(sorted(dead))}, not {source}"
+        )
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise OperatorError("--batch-size and --limit must be at least 1")
+    since = parse_moment(args.since, now, "--since") if args.since else None
+    until = parse_moment(args.until, now, "--until") if args.until else None
+    if since is not None and until is not None and since >= until:
+        raise OperatorError(f"--since {args.since} is not before --until {args.until}")
+    spelling = [f"source={source}"]
+    for name, values in (("reason", args.reason), ("campaign", args.campaign),
+                         ("trigger", args.trigger_id)):  # fmt: skip
+        spelling += [f"{name}={v}" for v in sorted(set(values))]
+    spelling += [f"since={args.since}"] if args.since else []
+    spelling += [f"until={args.until}"] if args.until else []
+    wanted = RedriveFilter(
+        reasons=frozenset(args.reason),
+        campaigns=frozenset(args.campaign),
+        trigger_ids=frozenset(t.strip().lower() for t in args.trigger_id),
+        since=since,
+        until=until,
+        spelling=tuple(spelling) if len(spelling) > 1 else (),
+    )
+    group = args.group or progress_group(REDRIVE_GROUP, wanted)
+    campaign_of = _campaign_router() if args.campaign and source != TOPICS.emails_dlq.name else None
+    claims = None
+    if args.execute and source == TOPICS.emails_dlq.name:
+        claims = ClaimReopener(make_engine(load(DatabaseSettings)))
+    bar = tqdm(total=0, unit="rec", desc="re-driving", disable=None if args.execute else True)
+
+    def started(total: int) -> None:
+        bar.total = total
+        bar.refresh()
+
+    def advanced(count: int) -> None:
+        bar.update(count)
+
+    try:
+        run = redrive(
+            settings,
+            source,
+            wanted=wanted,
+            execute=args.execute,
+            limit=args.limit,
+            group=group,
+            batch_size=args.batch_size,
+            progress=advanced,
+            on_start=started,
+            claims=claims,
+            campaign_of=campaign_of,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        print(
+            f"interrupted: the batch in flight was dropped; run the same command again to "
+            f"resume from group {group}",
+            file=sys.stderr,
+        )
+        return 130
+    bar.close()
+    print(describe_tally(source, run.tally, args.execute, run.group))
+    if run.claims_reopened:
+        print(f"  reopened {run.claims_reopened} failed delivery claims so the mailer sends them")
+    if not args.execute:
+        print("(plan only: add --execute to apply; the same command resumes if interrupted)")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    settings = load(KafkaSettings)
+    if args.action == "redrive":
+        return run_redrive(args, settings)
+    return run_rewind(args, settings)
 
 
 if __name__ == "__main__":
