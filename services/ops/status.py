@@ -12,6 +12,7 @@ import argparse
 import json
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from types import FrameType
 
@@ -74,6 +75,37 @@ def waiting(probe: Consumer, topic: str) -> int:
         low, high = probe.get_watermark_offsets(TopicPartition(topic, partition), 30)
         total += high - low
     return total
+
+
+FETCHER_KEYS = (
+    "trigger-received",
+    "trigger-processed",
+    "current-messages",
+    "trigger-failures",
+    "current-retries",
+    "trigger-discarded",
+    "worker-restarts",
+)
+
+
+def report(
+    lags: list[GroupLag], dead: dict[str, int], fetcher: dict[str, object] | None
+) -> dict[str, object]:
+    """The figures as one document: what `--json` prints and `render` lays out."""
+    return {
+        "lag": [
+            {
+                "group": g.group,
+                "topic": g.topic,
+                "committed": g.committed,
+                "end": g.end,
+                "lag": g.lag,
+            }
+            for g in lags
+        ],
+        "dead_letters_waiting": dead,
+        "fetcher": fetcher,
+    }
 
 
 def render(lags: list[GroupLag], dead: dict[str, int], fetcher: dict[str, object] | None) -> str:
@@ -144,6 +176,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fetcher", default="http://127.0.0.1:7781", help="fetcher status URL")
     parser.add_argument("--serve", type=int, metavar="PORT", help="export gauges on this port")
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between measures")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON document per report (lag, dead, fetcher)"
+    )
+    parser.add_argument(
+        "--watch",
+        type=float,
+        metavar="SECONDS",
+        help="report again every SECONDS until Ctrl-C (with --json: one document per line)",
+    )
     args = parser.parse_args(argv)
     settings = load(KafkaSettings)
     groups = args.group or service_groups()
@@ -152,16 +193,29 @@ def main(argv: list[str]) -> int:
     admin = make_admin(settings)
     probe = Consumer({**settings.client_config(), "group.id": STATUS_GROUP})
     try:
-        lags, dead = measure(admin, probe, groups)
+        while True:
+            lags, dead = measure(admin, probe, groups)
+            fetcher = fetcher_figures(args.fetcher)
+            if args.json:
+                print(json.dumps(report(lags, dead, fetcher)), flush=True)
+            else:
+                if args.watch:
+                    print("\033[2J\033[H", end="")  # clear the terminal between reports
+                print(render(lags, dead, fetcher), flush=True)
+            if not args.watch:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
     finally:
         probe.close()
-    fetcher: dict[str, object] | None = None
+
+
+def fetcher_figures(url: str) -> dict[str, object] | None:
+    """The fetcher's main indicators from its status page, or `None` when it does not answer."""
     try:
-        body = requests.get(f"{args.fetcher}/pipelined/status", timeout=3).json()
+        body = requests.get(f"{url}/pipelined/status", timeout=3).json()
         stats = body["agents"][0]["stats"]
-        keys = ("trigger-received", "trigger-processed", "current-messages", "trigger-failures")
-        fetcher = {key: stats[key] for key in keys}
-    except (requests.RequestException, ValueError, KeyError, IndexError):
-        fetcher = None
-    print(render(lags, dead, fetcher))
-    return 0
+        return {key: stats[key] for key in FETCHER_KEYS if key in stats}
+    except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+        return None
