@@ -26,6 +26,21 @@ class OutcomeStatus(enum.StrEnum):
     EXPIRED = "expired"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    # What a recipient did with an email already sent (the feedback service): events about a
+    # `sent` trigger, not terminal outcomes of a trigger of their own, so they are left out
+    # when triggers in are balanced against outcomes out (`is_recipient_event`).
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def is_recipient_event(self) -> bool:
+        return self in _RECIPIENT_EVENTS
+
+
+_RECIPIENT_EVENTS = frozenset(
+    {OutcomeStatus.UNSUBSCRIBED, OutcomeStatus.BOUNCED, OutcomeStatus.COMPLAINED}
+)
 
 
 def utcnow() -> datetime:
@@ -49,9 +64,10 @@ class Outcome:
 
     @property
     def label(self) -> str:
-        """`sent`, `suppressed:no_consent`, `skipped:missing_data`...: the name dashboards and
-        summaries use."""
-        if self.status in (OutcomeStatus.SUPPRESSED, OutcomeStatus.SKIPPED) and self.reason:
+        """`sent`, `suppressed:no_consent`, `skipped:missing_data`, `bounced:hard`...: the name
+        dashboards and summaries use."""
+        with_reason = (OutcomeStatus.SUPPRESSED, OutcomeStatus.SKIPPED, OutcomeStatus.BOUNCED)
+        if self.status in with_reason and self.reason:
             return f"{self.status.value}:{self.reason}"
         return self.status.value
 

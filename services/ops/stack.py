@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -55,6 +56,9 @@ DEFAULT_PORTS = {
     "mailer": 7782,
     "processor": 6066,
     "smtp": 2525,
+    "feedback": 7785,
+    "feedback_health": 7786,
+    "feedback_smtp": 2526,
 }
 
 
@@ -72,13 +76,17 @@ class StackOptions:
     topics_prefix: str = ""
     generate: bool = True
     visitors: int | None = None  # None: as many as profiles (every visitor has a profile)
+    # more command-line arguments per child command, e.g. {"smtp-sink": ("--journal", path)}
+    extra_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
     """Settings every child shares; secrets here are throwaway loopback credentials."""
     ims_client_secret = uuid.uuid4().hex
     fetcher_secret = uuid.uuid4().hex
-    ports = options.ports
+    link_secret = secrets.token_urlsafe(48)
+    ports = {**DEFAULT_PORTS, **options.ports}
+    unsubscribe_url = f"http://127.0.0.1:{ports['feedback']}/unsubscribe"
     return {
         "TRIGGERLINE_TOPICS_PREFIX": options.topics_prefix,
         "TRIGGERLINE_DB_URL": f"sqlite:///{options.var / 'triggerline.db'}",
@@ -108,7 +116,33 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
         # mailer and sink
         "TRIGGERLINE_MAILER_SMTP_PORT": str(ports["smtp"]),
         "TRIGGERLINE_MAILER_HEALTH_PORT": str(ports["mailer"]),
+        # the mailer's current (first-format) links: the feedback service accepts them too
+        "TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET": link_secret,
+        **mailer_unsubscribe_link(unsubscribe_url),
+        # recipient tokens, shared by the mailer and the feedback service: a throwaway key, and
+        # the development allowance for a plain-http link on loopback and a local bounce domain
+        "TRIGGERLINE_TOKENS_KEY": secrets.token_urlsafe(48),
+        "TRIGGERLINE_TOKENS_UNSUBSCRIBE_URL": unsubscribe_url,
+        "TRIGGERLINE_TOKENS_BOUNCE_DOMAIN": "bounces.localhost",
+        "TRIGGERLINE_TOKENS_DEVELOPMENT": "true",
+        # feedback: the page the links open, and the SMTP listener for bounces
+        "TRIGGERLINE_FEEDBACK_PORT": str(ports["feedback"]),
+        "TRIGGERLINE_FEEDBACK_HEALTH_PORT": str(ports["feedback_health"]),
+        "TRIGGERLINE_FEEDBACK_SMTP_PORT": str(ports["feedback_smtp"]),
+        "TRIGGERLINE_FEEDBACK_LEGACY_KEY": link_secret,
     }
+
+
+def mailer_unsubscribe_link(url: str) -> dict[str, str]:
+    """Point the mailer's List-Unsubscribe links at the local feedback service.
+
+    RFC 8058 one-click wants an https:// link, and the mailer refuses any other; it accepts the
+    loopback http:// link only once it has a development allowance (a `development` setting).
+    Until then its links keep their https default, so marketing email still goes out locally.
+    """
+    if "development" not in MailerSettings.model_fields:
+        return {}
+    return {"TRIGGERLINE_MAILER_UNSUBSCRIBE_URL": url, "TRIGGERLINE_MAILER_DEVELOPMENT": "true"}
 
 
 def topics_to_reset(
@@ -184,18 +218,30 @@ class LocalStack:
         self.children: list[ServiceProcess] = []
 
     def _start(self, command: str, *args: str, ready_url: str | None = None) -> ServiceProcess:
-        child = ServiceProcess(
-            command, list(args), self.env, self.options.var / "logs" / f"{command}.log"
-        ).start()
+        return self.start_child(command, *args, ready_url=ready_url)
+
+    def start_child(
+        self,
+        command: str,
+        *args: str,
+        ready_url: str | None = None,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> ServiceProcess:
+        """Start one more child (a second processor, say) with `env` over the stack's own;
+        `name` names its log file when several children run the same command."""
+        arguments = [*args, *self.options.extra_args.get(command, ())]
+        log_path = self.options.var / "logs" / f"{name or command}.log"
+        child = ServiceProcess(command, arguments, {**self.env, **(env or {})}, log_path).start()
         self.children.append(child)
         if ready_url:
             wait_http(ready_url, 90, child)
-        print(f"  started {command:10} (pid {child.process.pid if child.process else '?'})")
+        print(f"  started {name or command:10} (pid {child.process.pid if child.process else '?'})")
         return child
 
     def start(self) -> None:
         o = self.options
-        ports = o.ports
+        ports = {**DEFAULT_PORTS, **o.ports}
         self._start("smtp-sink", "--port", str(ports["smtp"]), "--maildir", str(o.var / "mail"))
         generation = (
             ["--triggers", str(o.triggers), "--rate", str(o.rate), "--seed", str(o.seed),
@@ -207,6 +253,7 @@ class LocalStack:
             "simulator", *generation, ready_url=f"http://127.0.0.1:{ports['simulator']}/healthz"
         )
         self._start("auth", ready_url=f"http://127.0.0.1:{ports['auth']}/readyz")
+        self._start("feedback", ready_url=f"http://127.0.0.1:{ports['feedback_health']}/readyz")
         self._start("processor", ready_url=f"http://127.0.0.1:{ports['processor']}/readyz")
         self._start("mailer", ready_url=f"http://127.0.0.1:{ports['mailer']}/readyz")
         self._start("fetcher", ready_url=f"http://127.0.0.1:{ports['fetcher']}/healthz")
@@ -254,6 +301,7 @@ def run(options: StackOptions) -> int:
     try:
         stack.start()
         print(f"  emails arrive as .eml files in {options.var / 'mail'}")
+        print(f"  unsubscribe links are served at {env['TRIGGERLINE_TOKENS_UNSUBSCRIBE_URL']}")
         if options.triggers:
             print(f"  processing {options.triggers} triggers...")
         else:

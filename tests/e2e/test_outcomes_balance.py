@@ -22,7 +22,10 @@ from services.ops.outcome_tally import OutcomeTally
 from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
 from tests.conftest import free_port
 
-SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
+SERVICES_WITH_PORTS = (
+    "simulator", "auth", "fetcher", "mailer", "processor", "smtp",
+    "feedback", "feedback_health", "feedback_smtp",
+)  # fmt: skip
 
 
 def test_every_trigger_of_a_mixed_stream_ends_in_exactly_one_outcome(

@@ -11,6 +11,7 @@ import email.policy
 import json
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -60,7 +61,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         fresh=False,
         ports={
             name: free_port()
-            for name in ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
+            for name in (*SERVICES_WITH_PORTS, "feedback", "feedback_health", "feedback_smtp")
         },
         processor_app_id=f"e2e-processor-{unique}",
         topics_prefix=f"e2e-{unique}.",
@@ -93,6 +94,16 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         assert message["To"] is not None and shopper(index).email in str(message["To"])
         body = message.get_body(preferencelist=("plain",))
         assert body is not None and product in body.get_content()
+        # The link a person would click opens the confirmation page of the stack's own
+        # feedback service (the mailer may still print its https default as the link's base).
+        link = str(message["List-Unsubscribe"]).strip("<>")
+        token = parse_qs(urlsplit(link).query)["token"][0]
+        page = requests.get(
+            f"http://127.0.0.1:{options.ports['feedback']}/unsubscribe",
+            params={"token": token},
+            timeout=10,
+        )
+        assert page.status_code == 200 and "Unsubscribe from marketing emails?" in page.text
         assert not stack.dead(), [c.command for c in stack.dead()]
     finally:
         stack.stop()

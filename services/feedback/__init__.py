@@ -1,0 +1,1 @@
+"""The feedback service: what recipients send back (unsubscribes, bounces, complaints)."""

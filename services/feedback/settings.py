@@ -1,0 +1,118 @@
+"""The feedback service's settings (`TRIGGERLINE_FEEDBACK_*`), plus the shared parts it reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import BaseSettings
+
+from services.common.settings import (
+    DatabaseSettings,
+    KafkaSettings,
+    LogSettings,
+    load,
+    parse_duration,
+    settings_config,
+)
+from services.common.token_settings import DEVELOPMENT_KEY, TokenSettings, insecure_token_settings
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class FeedbackSettings(BaseSettings):
+    """The unsubscribe endpoint, the inbound SMTP listener for bounces and complaints."""
+
+    model_config = settings_config("feedback")
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address of the public HTTP server (/unsubscribe only).",
+    )
+    port: int = Field(7785, description="Port of the public HTTP server.", ge=0, le=65535)
+    health_host: str = Field("127.0.0.1", description="Address of /healthz, /readyz, /metrics.")
+    health_port: int = Field(
+        7786, description="Port of /healthz, /readyz, /metrics (kept off the public port).", ge=0
+    )
+    smtp_host: str = Field("127.0.0.1", description="Address of the inbound SMTP listener.")
+    smtp_port: int = Field(
+        2526, description="Port of the inbound SMTP listener (25 behind the MX).", ge=0, le=65535
+    )
+    smtp_hostname: str = Field(
+        "", description="Name the SMTP listener greets with; empty for the machine's FQDN."
+    )
+    complaint_mailbox: str = Field(
+        "fbl",
+        description="Local part, at the bounce domain, that mailbox providers' feedback loops "
+        "send ARF complaints to; empty accepts only VERP addresses.",
+    )
+    max_message_size: int = Field(
+        2 * 1024 * 1024,
+        description="Largest inbound report accepted, in bytes (larger ones are refused at DATA).",
+        ge=10_000,
+    )
+    soft_bounce_limit: int = Field(
+        3,
+        description="Soft bounces (4.x.x, one per email) within the window that suppress the "
+        "address as a hard bounce.",
+        ge=1,
+    )
+    soft_bounce_window: Duration = Field(
+        timedelta(days=7), description="The window soft bounces are counted in."
+    )
+    legacy_key: SecretStr = Field(
+        SecretStr(""),
+        description="The mailer's former TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET (secret): links "
+        "in the old format keep working until they expire. Empty refuses them.",
+    )
+    event_retention: Duration = Field(
+        timedelta(days=90),
+        description="How long recipient events are kept (replay protection and the soft-bounce "
+        "count); at least the soft-bounce window.",
+    )
+    dead_letter_retention: Duration = Field(
+        timedelta(days=30), description="How long unusable inbound messages are kept."
+    )
+    maintenance_interval: Duration = Field(
+        timedelta(seconds=5),
+        description="How often unacknowledged outcomes are sent again and old rows pruned.",
+    )
+    migrate_on_start: bool = Field(
+        True, description="Upgrade the database schema at start-up (SQLite, local runs)."
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """Every settings part the feedback service reads, loaded once in `main`."""
+
+    feedback: FeedbackSettings
+    tokens: TokenSettings
+    kafka: KafkaSettings
+    database: DatabaseSettings
+    log: LogSettings
+
+
+def load_config() -> FeedbackConfig:
+    """Read the environment once; errors name the variable."""
+    return FeedbackConfig(
+        feedback=load(FeedbackSettings),
+        tokens=load(TokenSettings),
+        kafka=load(KafkaSettings),
+        database=load(DatabaseSettings),
+        log=load(LogSettings),
+    )
+
+
+def insecure_settings(config: FeedbackConfig) -> list[str]:
+    """What the service must not start with outside development (see `insecure_token_settings`)."""
+    problems = insecure_token_settings(config.tokens)
+    if config.feedback.legacy_key.get_secret_value() == DEVELOPMENT_KEY:
+        problems.append(
+            "TRIGGERLINE_FEEDBACK_LEGACY_KEY is the public development key, so anyone could "
+            "unsubscribe any profile with an old-format link; set the mailer's real former key, "
+            "or leave it empty"
+        )
+    return problems
