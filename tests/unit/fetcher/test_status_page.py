@@ -22,7 +22,9 @@ NOT_INDICATORS = {"aliases", "triggers", "name"}
 
 
 def section_9(text: str) -> str:
-    return text[text.index("## 9. Status endpoint") : text.index("## 10.")]
+    start = text.index("## 9. Status endpoint")
+    end = text.find("## 10.", start)
+    return text[start : end if end >= 0 else len(text)].strip()
 
 
 def documented_names() -> set[str]:
