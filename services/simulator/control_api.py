@@ -9,6 +9,7 @@ from aiohttp import web
 
 from services.simulator.faults import FaultError
 from services.simulator.pipeline_api import STATE, error
+from services.simulator.state import Schedule
 
 
 async def inject(request: web.Request) -> web.Response:
@@ -75,6 +76,27 @@ async def set_faults(request: web.Request) -> web.Response:
     except FaultError as exc:
         return error(400, "bad_request", str(exc))
     return web.json_response({"faults": state.faults.snapshot(), "revoked_tokens": revoked})
+
+
+async def generate(request: web.Request) -> web.Response:
+    """`POST /simulator/generate`: `{"triggers": N, "rate": R, "burst": B}` generates N more
+    envelopes (0: without end) at R per second (0: as fast as possible), replacing the
+    schedule the generator runs now. Benchmarks use it to pace phases one after another."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+    except json.JSONDecodeError:
+        return error(400, "bad_request", "body must be a JSON object")
+    if not isinstance(body, dict) or set(body) - {"triggers", "rate", "burst"}:
+        return error(400, "bad_request", "body must be a JSON object of triggers, rate, burst")
+    triggers, rate, burst = body.get("triggers", 0), body.get("rate", 0), body.get("burst", 0)
+    numbers = (triggers, rate, burst)
+    if any(isinstance(v, bool) or not isinstance(v, int | float) or v < 0 for v in numbers):
+        return error(400, "bad_request", "triggers, rate and burst must be non-negative numbers")
+    if int(triggers) != triggers or int(burst) != burst:
+        return error(400, "bad_request", "triggers and burst must be whole numbers")
+    state.generate(int(triggers), Schedule(float(rate), int(burst)))
+    return web.json_response({"target": state.target, "generated": state.generated})
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -39,6 +39,7 @@ def mix_from(settings: SimulatorSettings) -> Mix:
         unknown_share=settings.unknown_share,
         variability=Variability(**{f.name: getattr(settings, f.name) for f in fields(Variability)}),
         ims_org=settings.ims_org,
+        distinct_visitors=settings.distinct_visitors,
     )
 
 
@@ -52,19 +53,32 @@ def append(state: SimulatorState, generated: Generated) -> None:
 
 
 async def run_feed(state: SimulatorState) -> None:
-    """Generate until the target is reached (forever when it is 0) or the app closes.
+    """Generate what the schedule asks for, then wait for the next schedule, until the app closes.
 
-    Steady: one envelope every 1/rate s. Bursty: `burst` at once, then a pause of burst/rate s,
-    so the average rate is the same. The schedule is absolute, so slow turns catch up.
+    The settings give the first schedule (none with `generate` off); `POST /simulator/generate`
+    gives the next ones, each with its own count and rate.
     """
-    settings = state.settings
-    if not settings.generate:
-        return
-    generator = TriggerGenerator(mix_from(settings), settings.seed)
-    batch = settings.burst or (1 if settings.rate else _UNTHROTTLED_CHUNK)
-    interval = batch / settings.rate if settings.rate else 0.0
+    generator = TriggerGenerator(mix_from(state.settings), state.settings.seed)
+    while not state.closing:
+        if not state.generating or state.done:
+            await state.wait_for_schedule()
+            continue
+        await _generate(state, generator)
+
+
+async def _generate(state: SimulatorState, generator: TriggerGenerator) -> None:
+    """One schedule: until its target is reached (forever when there is none), the app closes,
+    or a new schedule replaces it.
+
+    Steady: one envelope every 1/rate s, so arrivals are spread evenly. Bursty: `burst` at
+    once, then a pause of burst/rate s, so the average rate is the same. The schedule is
+    absolute, so slow turns catch up.
+    """
+    schedule = state.schedule
+    batch = schedule.burst or (1 if schedule.rate else _UNTHROTTLED_CHUNK)
+    interval = batch / schedule.rate if schedule.rate else 0.0
     due = time.monotonic()
-    while not state.closing and not state.done:
+    while not state.closing and not state.done and state.schedule is schedule:
         remaining = (state.target - state.generated) if state.target is not None else batch
         for _ in range(min(batch, remaining)):
             append(state, generator.next(now_ms()))

@@ -63,6 +63,9 @@ class Mix:
     unknown_share: float = 0.0
     variability: Variability = field(default_factory=Variability)
     ims_org: str = "C5E7154A5A1B2C3D4E5F98A4@AdobeOrg"
+    # Visitors in turn (0, 1, 2...) instead of at random: up to `visitors` triggers, each from
+    # a shopper of its own, so a benchmark can tell every email apart by its recipient.
+    distinct_visitors: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class TriggerGenerator:
         self._mix = mix
         self._rng = random.Random(seed)
         self._recent: deque[Generated] = deque(maxlen=_RECENT)
+        self._turn = 0  # the next visitor when visitors come in turn
 
     def next(self, now_ms: int) -> Generated:
         rng, mix = self._rng, self._mix
@@ -111,6 +115,9 @@ class TriggerGenerator:
 
     def _visitor_index(self) -> int:
         mix, rng = self._mix, self._rng
+        if mix.distinct_visitors:
+            self._turn += 1
+            return (self._turn - 1) % mix.visitors
         known = min(mix.profiles, mix.visitors)
         unknown = mix.visitors - known
         if unknown > 0 and (known == 0 or rng.random() < mix.unprofiled_share):

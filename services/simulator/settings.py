@@ -66,6 +66,11 @@ class SimulatorSettings(BaseSettings):
     )
     seed: int = Field(42, description="Seed of the trigger generator: same seed, same triggers.")
     visitors: int = Field(1000, ge=1, description="Size of the visitor population.")
+    distinct_visitors: bool = Field(
+        False,
+        description="Take visitors in turn rather than at random, so up to `visitors` triggers "
+        "each come from a shopper of their own (benchmarks count emails by recipient).",
+    )
     profiles: int = Field(
         1000, ge=0, description="Visitors below this index have a profile (as `db seed` makes)."
     )

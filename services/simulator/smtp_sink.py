@@ -1,10 +1,13 @@
 """`triggerline smtp-sink`: an aiosmtpd SMTP sink on loopback with run-time fault injection.
 
 Every accepted message is kept in memory (for test assertions) and, given a maildir, written
-as an `.eml` file. Faults are set per recipient (or `*` for all) and per stage: a reply such as
-`451 4.3.0 Try again later` at MAIL, RCPT or DATA, a slow reply, or `drop`: keep the message,
-then close the connection before replying, the ambiguous window an idempotent sender must
-survive.
+as an `.eml` file; given a journal, one line per message records when it was accepted, its
+Message-ID and recipients (benchmarks count and time emails from it). Faults are set per
+recipient (or `*` for all) and per stage: a reply such as `451 4.3.0 Try again later` at MAIL,
+RCPT or DATA, a slow reply, or `drop`: keep the message, then close the connection before
+replying, the ambiguous window an idempotent sender must survive. A fault fires a number of
+times, for a number of seconds, or until cleared; as a process, the sink takes faults over
+HTTP (`--control-port`, services/simulator/sink_control.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -43,14 +46,23 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 @dataclass
 class Fault:
-    """One injected misbehaviour; `times` counts down to zero, None fires for ever."""
+    """One injected misbehaviour; `times` counts down to zero, None fires for ever; `seconds`
+    ends it that long after it is set (None: never)."""
 
     stage: FaultStage
     reply: str | None = None
     delay: float = 0.0
     times: int | None = None
+    seconds: float | None = None
+    _ends: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.seconds is not None:
+            self._ends = time.monotonic() + self.seconds
 
     def fire(self) -> bool:
+        if self._ends is not None and time.monotonic() >= self._ends:
+            return False
         if self.times is None:
             return True
         if self.times <= 0:
@@ -116,6 +128,8 @@ class _State:
     messages: list[ReceivedMail] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
     sessions: int = 0
+    accepted: int = 0  # messages stored, dropped ones included, whether or not kept in memory
+    dropped: int = 0
     waits: list[int] = field(default_factory=list)  # the counts `wait_for` callers wait for
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
@@ -127,10 +141,19 @@ class _State:
 class _Handler:
     """aiosmtpd hooks; they run on the controller's event loop thread."""
 
-    def __init__(self, state: _State, maildir: Path | None, pipelining: bool = True) -> None:
+    def __init__(
+        self,
+        state: _State,
+        maildir: Path | None,
+        pipelining: bool = True,
+        journal: IO[str] | None = None,
+        keep: bool = True,
+    ) -> None:
         self._state = state
         self._maildir = maildir
         self._pipelining = pipelining
+        self._journal = journal
+        self._keep = keep
         self._counter = itertools.count(1)
 
     def _fault(self, stage: FaultStage, recipients: list[str]) -> Fault | None:
@@ -215,11 +238,21 @@ class _Handler:
             path=path,
             dropped=dropped,
         )
+        if self._journal is not None:
+            # Acceptance time in epoch milliseconds (microsecond digits), tab-separated.
+            self._journal.write(
+                f"{mail.received_at.timestamp() * 1000:.3f}\t{mail.message_id or ''}\t"
+                f"{','.join(recipients)}\t{int(dropped)}\n"
+            )
+            self._journal.flush()
         with self._state.changed:
-            self._state.messages.append(mail)
+            if self._keep:
+                self._state.messages.append(mail)
+            self._state.accepted += 1
+            self._state.dropped += int(dropped)
             # Wake waiters only when one of them is satisfied: a wake-up per message costs the
             # sink a thread switch per message, which caps a throughput benchmark.
-            if self._state.waits and len(self._state.messages) >= min(self._state.waits):
+            if self._state.waits and self._state.accepted >= min(self._state.waits):
                 self._state.changed.notify_all()
         log.info(
             "mail %s from %s to %s, %d bytes%s",
@@ -277,16 +310,21 @@ class SmtpSink:
         pipelining: bool = True,
         tls_context: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
+        journal: Path | None = None,
+        keep: bool = True,
     ):
-        """`tls_context` offers STARTTLS and requires it; `login` requires AUTH with that pair."""
+        """`tls_context` offers STARTTLS and requires it; `login` requires AUTH with that pair.
+        `journal` appends a line per message; `keep=False` keeps no message in memory (a long
+        run then only counts them)."""
         self.host = host
         self.port = port or free_port(host)
         self._state = _State()
         self._baseline = 0
         if maildir is not None:
             maildir.mkdir(parents=True, exist_ok=True)
+        self._journal = journal.open("a", encoding="utf-8") if journal is not None else None
         self._controller = _CountingController(
-            _Handler(self._state, maildir, pipelining),
+            _Handler(self._state, maildir, pipelining, self._journal, keep),
             self._state,
             hostname=host,
             port=self.port,
@@ -308,6 +346,8 @@ class SmtpSink:
 
     def stop(self) -> None:
         self._controller.stop()
+        if self._journal is not None:
+            self._journal.close()
 
     def __enter__(self) -> SmtpSink:
         return self.start()
@@ -337,6 +377,15 @@ class SmtpSink:
         with self._state.lock:
             return list(self._state.messages)
 
+    def counts(self) -> dict[str, int]:
+        """Messages accepted (dropped ones included), dropped, and SMTP sessions so far."""
+        with self._state.lock:
+            return {
+                "accepted": self._state.accepted,
+                "dropped": self._state.dropped,
+                "sessions": self._state.sessions - self._baseline,
+            }
+
     @property
     def sessions(self) -> int:
         """SMTP connections accepted so far."""
@@ -346,6 +395,7 @@ class SmtpSink:
     def clear(self) -> None:
         with self._state.lock:
             self._state.messages.clear()
+            self._state.accepted = self._state.dropped = 0
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedMail]:
         """Wait until at least `count` messages arrived or the timeout; returns what arrived."""
@@ -353,7 +403,7 @@ class SmtpSink:
         with self._state.changed:
             self._state.waits.append(count)
             try:
-                while len(self._state.messages) < count:
+                while self._state.accepted < count:
                     left = end - time.monotonic()
                     if left <= 0:
                         break
@@ -375,7 +425,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="triggerline smtp-sink", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
     parser.add_argument("--port", type=int, default=2525)
-    parser.add_argument("--maildir", type=Path, default=Path("var/mail"))
+    parser.add_argument(
+        "--maildir", default="var/mail", help="folder of .eml files; empty: write none"
+    )
+    parser.add_argument("--journal", type=Path, help="append one line per accepted message here")
+    parser.add_argument(
+        "--control-port", type=int, help="serve fault controls and counts on this loopback port"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s smtp-sink: %(message)s")
     # aiosmtpd logs every command at INFO; one line per mail is ours.
@@ -387,7 +443,14 @@ def main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with SmtpSink(args.host, args.port, args.maildir):
-        log.info("listening on %s:%d, writing to %s", args.host, args.port, args.maildir)
+    from services.simulator.sink_control import serve_control  # it builds on this module
+
+    maildir = Path(args.maildir) if args.maildir else None
+    # A process keeps no message in memory: it would grow with every email of a long run.
+    with SmtpSink(args.host, args.port, maildir, journal=args.journal, keep=False) as sink:
+        log.info("listening on %s:%d, writing to %s", args.host, args.port, maildir)
+        control = serve_control(sink, args.control_port) if args.control_port else None
         stop.wait()
+        if control is not None:
+            control.shutdown()
     return 0

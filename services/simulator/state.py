@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from services.simulator.faults import Faults
@@ -19,6 +20,15 @@ log = logging.getLogger(__name__)
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How the generator paces envelopes: `rate` per second (0: as fast as it can), `burst` at
+    once (0: one at a time)."""
+
+    rate: float
+    burst: int = 0
 
 
 class SimulatorState:
@@ -39,8 +49,11 @@ class SimulatorState:
         self.streams_open = 0
         self.target: int | None = settings.triggers or None
         self.generated = 0
+        self.generating = settings.generate
+        self.schedule = Schedule(settings.rate, settings.burst)
         self.closing = False
         self._appended: asyncio.Event | None = None
+        self._rescheduled: asyncio.Event | None = None
 
     @property
     def emitted(self) -> int:
@@ -77,6 +90,25 @@ class SimulatorState:
         except TimeoutError:
             return
 
+    def generate(self, count: int, schedule: Schedule) -> None:
+        """Generate `count` more envelopes (0: without end) at `schedule`, from now on; a
+        schedule still running is replaced."""
+        self.target = self.generated + count if count else None
+        self.schedule = schedule
+        self.generating = True
+        if self._rescheduled is not None:
+            self._rescheduled.set()
+        self._rescheduled = None
+
+    async def wait_for_schedule(self, seconds: float = 1.0) -> None:
+        """Return when a new schedule is set, or after `seconds` (to notice shutdown)."""
+        if self._rescheduled is None:
+            self._rescheduled = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._rescheduled.wait(), seconds)
+        except TimeoutError:
+            return
+
     def wake_all(self) -> None:
         event = self._event()
         event.set()
@@ -89,6 +121,8 @@ class SimulatorState:
             "target": self.target,
             "done": self.done,
             "generated": self.generated,
+            "generating": self.generating,
+            "rate": self.schedule.rate,
             "by_kind": dict(self.kinds),
             "partitions": {
                 str(p): {"earliest": part.earliest(at), "high": part.high}

@@ -152,3 +152,9 @@ def test_stray_space_shopper_key() -> None:
         keys = [key for key in dims if key.strip() == "eVar01"]
         assert len(keys) == 1 and " eVar01" in (keys[0], dims[keys[0]]["name"])
         json.dumps(item.envelope)  # plain JSON types only
+
+
+def test_distinct_visitors_come_in_turn() -> None:
+    generator = TriggerGenerator(Mix(visitors=500, profiles=500, distinct_visitors=True), seed=3)
+    declared = [generator.next(1_700_000_000_000).mcid for _ in range(500)]
+    assert declared == [shopper(i).mcid for i in range(500)]

@@ -1,0 +1,1 @@
+"""The whole pipeline measured and broken from outside: harness, records, accounting, plots."""

@@ -1,0 +1,76 @@
+"""The chaos suite's verdict has teeth: a recorded sink journal with one email sent twice, or
+one missing, fails it. (The mailer is not broken on purpose for this: the verdict is shown on
+the sink's own record of a run, with a duplicate and a gap put in.)"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.pipeline.accounting import reconcile
+from bench.pipeline.records import Journey, key_digest, read_journal
+from services.simulator.population import shopper
+from tests.chaos.pipeline_chaos import verdict
+
+TRIGGERS = 50
+
+
+def _journeys() -> list[Journey]:
+    """What `outcomes` and the email requests said: each trigger sent once."""
+    return [
+        Journey(
+            f"m{i}",
+            recipient=shopper(i).email,
+            profile_id=shopper(i).profile_id,
+            idempotency_key=f"key-{i}",
+            outcomes=Counter({"sent": 1}),
+        )
+        for i in range(TRIGGERS)
+    ]
+
+
+def _journal(path: Path, numbers: list[int]) -> Path:
+    """A sink journal as `triggerline smtp-sink --journal` writes it."""
+    lines = [
+        f"{1_800_000_000_000 + n}.000\t<{key_digest(f'key-{i}')}@triggerline.invalid>\t"
+        f"{shopper(i).email}\t0\n"
+        for n, i in enumerate(numbers)
+    ]
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def _document(path: Path) -> dict[str, Any]:
+    counts = reconcile(0, TRIGGERS, read_journal(path), _journeys())
+    return {
+        "reconciliation": asdict(counts),
+        "retry_topics_drained": True,
+        "retry_topic_lag": {},
+    }
+
+
+def test_a_clean_journal_passes(tmp_path: Path) -> None:
+    assert verdict(_document(_journal(tmp_path / "j.tsv", list(range(TRIGGERS))))) == []
+
+
+def test_an_email_sent_twice_fails_by_recipient_and_by_message_id(tmp_path: Path) -> None:
+    journal = _journal(tmp_path / "j.tsv", [*range(TRIGGERS), 17])
+    assert verdict(_document(journal)) == ["duplicate_emails: 1", "duplicate_message_ids: 1"]
+
+
+def test_a_missing_email_fails_as_lost(tmp_path: Path) -> None:
+    journal = _journal(tmp_path / "j.tsv", [i for i in range(TRIGGERS) if i != 23])
+    assert verdict(_document(journal)) == ["lost: 1"]
+
+
+def test_a_trigger_without_outcome_and_a_retry_left_over_fail(tmp_path: Path) -> None:
+    document = _document(_journal(tmp_path / "j.tsv", list(range(TRIGGERS))))
+    document["reconciliation"]["without_outcome"] = 1
+    document["retry_topics_drained"] = False
+    document["retry_topic_lag"] = {"emails.retry.30s": 2}
+    assert verdict(document) == [
+        "without_outcome: 1",
+        "retry topics not drained: {'emails.retry.30s': 2}",
+    ]
