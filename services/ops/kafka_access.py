@@ -104,6 +104,14 @@ def kafka_clients(
             Acl("group", groups.mailer, READ),
         ),
     )
+    # Idempotent, not transactional: Write on its topic is all the producer id needs (Kafka 2.8+
+    # dropped the cluster-wide IdempotentWrite). The start-up topic check only describes
+    # `outcomes`, which Strimzi creates: without Create, a missing topic fails loudly.
+    feedback = KafkaClient(
+        "triggerline-kafka-feedback",
+        "feedback: unsubscribes, bounces and complaints out on outcomes, nothing read",
+        _topics([topics.outcomes.name], WRITE),
+    )
     every_topic = [spec.name for spec in topics.fixed()] + campaign_topics
     ops = KafkaClient(
         "triggerline-kafka-ops",
@@ -130,7 +138,7 @@ def kafka_clients(
             Acl("group", groups.mailer, ("Describe",)),
         ),
     )
-    return (fetcher, processor, mailer, ops, keda)
+    return (fetcher, processor, mailer, feedback, ops, keda)
 
 
 def kafka_user(client: KafkaClient, cluster: str) -> dict[str, Any]:

@@ -125,6 +125,7 @@ WORKLOADS = (
     ("StatefulSet", "triggerline-fetcher"),
     ("StatefulSet", "triggerline-processor"),
     ("Deployment", "triggerline-mailer"),
+    ("Deployment", "triggerline-feedback"),
 )
 
 

@@ -23,6 +23,17 @@ from services.ops.manifests import K8S
 OVERLAYS = K8S / "overlays"
 OVERLAY_NAMES = sorted(p.name for p in OVERLAYS.iterdir() if (p / "kustomization.yaml").exists())
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "CronJob")
+# Secrets a container takes whole (`envFrom`), with the variables each holds. No overlay ships
+# them (docs/operations.md creates them), so the manifests alone cannot say which they are.
+ENV_SECRETS = {
+    "triggerline-tokens": (
+        "TRIGGERLINE_TOKENS_KEY",
+        "TRIGGERLINE_TOKENS_KEY_ID",
+        "TRIGGERLINE_TOKENS_PREVIOUS_KEY",
+        "TRIGGERLINE_TOKENS_PREVIOUS_KEY_ID",
+        "TRIGGERLINE_FEEDBACK_LEGACY_KEY",
+    ),
+}
 
 Obj = dict[str, Any]
 
@@ -111,11 +122,16 @@ def pods(objects: list[Obj]) -> Iterator[Pod]:
 
 
 def environment(objects: list[Obj], container: Obj, secret_marker: str) -> dict[str, str]:
-    """A container's variables: its ConfigMaps, then its own env; Secret values as a marker."""
+    """A container's variables: its ConfigMaps and Secrets, then its own env; Secret values as
+    a marker."""
     values: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             values.update(named(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+        if "secretRef" in source:
+            secret = source["secretRef"]["name"]
+            assert secret in ENV_SECRETS, f"envFrom Secret {secret}: name its keys in ENV_SECRETS"
+            values.update(dict.fromkeys(ENV_SECRETS[secret], secret_marker))
     for item in container.get("env", []):
         if "value" in item:
             values[item["name"]] = str(item["value"])

@@ -17,6 +17,7 @@ METRIC_MODULES = (
     "services.fetcher.status",
     "services.processor.metrics",
     "services.mailer.metrics",
+    "services.feedback.metrics",
     "services.ops.status",
 )
 SUFFIXES = {
@@ -78,6 +79,7 @@ def test_alerts_read_metrics_the_code_exports(overlay: str) -> None:
     for alert, names in alerts.items():
         assert names and names <= known, f"{alert}: {sorted(names - known)} are not exported"
     wanted = ["ConsumerLag", "DeadLetters", "FetcherNotReady", "TokenRefresh", "Smtp"]
+    wanted += ["FeedbackPolicyBounces", "FeedbackComplaints"]
     for word in wanted:
         assert any(word in alert for alert in alerts), f"no alert on {word}"
 

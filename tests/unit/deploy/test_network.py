@@ -2,10 +2,10 @@
 
 Each overlay's pods (their labels, namespace and named ports) are placed in a small model of the
 cluster around them: Kafka brokers in the namespace TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS names,
-KEDA, Prometheus, a Grafana beside it, kube-dns, a stray pod in our namespace, an intruder in
-another, the SMTP relay and database at the overlay's addresses, IMS and the pipeline on the
-internet, and an internal HTTPS service. Every flow is compared with the one table of what the
-system needs: anything more, or less, fails.
+KEDA, Prometheus, a Grafana beside it, the ingress controller, kube-dns, a stray pod in our
+namespace, an intruder in another, the SMTP relay and database at the overlay's addresses, IMS,
+the pipeline and mailbox providers' MTAs on the internet, and an internal HTTPS service. Every
+flow is compared with the tables of what the system needs: anything more, or less, fails.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ KAFKA_CLIENTS = {
     "triggerline-fetcher",
     "triggerline-processor",
     "triggerline-mailer",
+    "triggerline-feedback",  # outcomes of unsubscribes, bounces and complaints
     "triggerline-status",
     "triggerline-replay",
 }
 DATABASE_CLIENTS = {
     "triggerline-processor",
     "triggerline-mailer",
+    "triggerline-feedback",  # suppressions, events, dead letters
     "triggerline-db-migrate",
     "triggerline-replay",  # a re-drive of emails.dlq reopens delivery claims
 }
@@ -36,8 +38,12 @@ METRICS = {
     "triggerline-fetcher": 7781,
     "triggerline-processor": 6066,
     "triggerline-mailer": 7782,
+    "triggerline-feedback": 7786,
     "triggerline-status": 7795,
 }
+FEEDBACK_PAGE, FEEDBACK_SMTP = 7785, 2526
+# every port one of our pods listens on, probed on every pod whether it has it or not
+SERVICE_PORTS = {*METRICS.values(), FEEDBACK_PAGE, FEEDBACK_SMTP}
 PROBE_PORTS = [(53, "UDP"), (53, "TCP"), (25, "TCP"), (80, "TCP"), (443, "TCP"), (465, "TCP")]
 PROBE_PORTS += [(587, "TCP"), (2525, "TCP"), (5432, "TCP"), (9092, "TCP"), (9093, "TCP")]
 
@@ -61,7 +67,7 @@ def world(overlay: str) -> World:
     app_ns = of_kind(objects, "Namespace")[0]["metadata"]["name"]
     settings = named(objects, "ConfigMap", "triggerline-settings")["data"]
     kafka_ns = settings["TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS"].split(".")[1]
-    names = [app_ns, kafka_ns, "keda", "monitoring", "kube-system", "default"]
+    names = [app_ns, kafka_ns, "keda", "monitoring", "ingress-nginx", "kube-system", "default"]
     namespaces = {n: {"kubernetes.io/metadata.name": n} for n in names}
     app = {
         pod.name: Endpoint(pod.name, f"10.244.0.{i + 10}", app_ns, pod.labels, pod.ports())
@@ -77,12 +83,16 @@ def world(overlay: str) -> World:
         "grafana": Endpoint(
             "grafana", "10.244.9.4", "monitoring", {"app.kubernetes.io/name": "grafana"}
         ),
+        "ingress": Endpoint(
+            "ingress", "10.244.9.8", "ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}
+        ),
         "dns": Endpoint("dns", "10.244.9.5", "kube-system", {"k8s-app": "kube-dns"}),
         "intruder": Endpoint("intruder", "10.244.9.6", "default", {}),
         "stray": Endpoint("stray", "10.244.9.7", app_ns, {"run": "debug"}),
         "smtp": Endpoint("smtp", _first_address(objects, "triggerline-smtp")),
         "database": Endpoint("database", _first_address(objects, "triggerline-database")),
-        "internet": Endpoint("internet", "52.94.0.10"),  # IMS, the pipeline, anything public
+        # IMS, the pipeline, mailbox providers' MTAs: anything public
+        "internet": Endpoint("internet", "52.94.0.10"),
         "internal": Endpoint("internal", "10.20.0.10"),  # an internal service on a private range
     }
     return World(
@@ -115,6 +125,20 @@ def needed_egress(pod: str, cluster: World) -> set[tuple[str, int, str]]:
         flows |= {(n, 443, "TCP") for n, e in cluster.others.items() if on_the_internet(e)}
     if pod == "triggerline-mailer":
         flows.add(("smtp", smtp_port, "TCP"))
+    return flows
+
+
+def needed_ingress(cluster: World) -> set[tuple[str, str, int]]:
+    """Who outside our pods must reach which of them, and nobody else: Prometheus each metrics
+    port, the ingress controller the unsubscribe page, any public address (mailbox providers'
+    MTAs, through the MX load balancer) the feedback service's SMTP listener."""
+    flows = {("prometheus", name, port) for name, port in METRICS.items()}
+    flows.add(("ingress", "triggerline-feedback", FEEDBACK_PAGE))
+    flows |= {
+        (name, "triggerline-feedback", FEEDBACK_SMTP)
+        for name, endpoint in cluster.others.items()
+        if on_the_internet(endpoint)
+    }
     return flows
 
 
@@ -154,22 +178,45 @@ def test_between_our_pods_only_the_fetcher_reaches_auth(cluster: World) -> None:
         (source, target, port)
         for source, pod in cluster.app.items()
         for target, other in cluster.app.items()
-        for port in {*other.ports.values(), 7791, 6066}
+        for port in {*other.ports.values(), *SERVICE_PORTS}
         if source != target and reaches(cluster.policies, cluster.namespaces, pod, other, port)
     }
     assert allowed == {("triggerline-fetcher", "triggerline-auth", 7791)}
 
 
-def test_from_outside_only_prometheus_scrapes_and_only_metrics_ports(cluster: World) -> None:
-    outsiders = ["prometheus", "grafana", "intruder", "stray", "keda", "broker", "internet"]
+def test_from_outside_only_the_needed_doors_open(cluster: World) -> None:
     allowed = {
         (source, target, port)
-        for source in outsiders
+        for source, outsider in cluster.others.items()
         for target, pod in cluster.app.items()
-        for port in {*pod.ports.values(), 6066, 7791}
-        if reaches(cluster.policies, cluster.namespaces, cluster.others[source], pod, port)
+        for port in {*pod.ports.values(), *SERVICE_PORTS}
+        if reaches(cluster.policies, cluster.namespaces, outsider, pod, port)
     }
-    assert allowed == {("prometheus", name, port) for name, port in METRICS.items()}
+    needed = needed_ingress(cluster)
+    assert allowed == needed, f"closed: {needed - allowed}; open too: {allowed - needed}"
+
+
+def test_the_feedback_service_has_three_doors_each_for_its_own_callers(cluster: World) -> None:
+    feedback = cluster.app["triggerline-feedback"]
+    sources = {**cluster.others, **cluster.app}
+    callers = {
+        port: {
+            name
+            for name, source in sources.items()
+            if reaches(cluster.policies, cluster.namespaces, source, feedback, port)
+        }
+        for port in (FEEDBACK_PAGE, FEEDBACK_SMTP, METRICS["triggerline-feedback"])
+    }
+    public = {n for n, e in cluster.others.items() if on_the_internet(e)}
+    needed = {
+        FEEDBACK_PAGE: {"ingress"},  # the page, only through the Ingress
+        FEEDBACK_SMTP: public,  # bounces and complaints, never from inside the cluster
+        METRICS["triggerline-feedback"]: {"prometheus"},  # health and metrics
+    }
+    for port, sources in needed.items():
+        assert callers[port] == sources, f"port {port}: reached by {sorted(callers[port])}"
+    auth = cluster.app["triggerline-auth"]
+    assert not reaches(cluster.policies, cluster.namespaces, feedback, auth, 7791)
 
 
 def test_the_brokers_accept_our_kafka_clients_and_keda_only(cluster: World) -> None:

@@ -61,6 +61,9 @@ def test_rules_refuse_loopback_invalid_names_and_development_keys() -> None:
         "TRIGGERLINE_MAILER_SMTP_PORT",
         "TRIGGERLINE_MAILER_UNSUBSCRIBE_URL",
         "TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET",
+        "TRIGGERLINE_TOKENS_KEY",
+        "TRIGGERLINE_TOKENS_UNSUBSCRIBE_URL",
+        "TRIGGERLINE_TOKENS_BOUNCE_DOMAIN",
         "TRIGGERLINE_FETCHER_PIPELINE_ENDPOINT",
         "TRIGGERLINE_KAFKA_SECURITY_PROTOCOL",
     ):
@@ -162,10 +165,11 @@ def test_config_check_production_accepts_the_production_overlay(
         "TRIGGERLINE_PIPELINE_TEMPLATES_DIR": str(DEFAULT_PIPELINE_CONFIG.parent / "templates"),
         "TRIGGERLINE_DB_URL": "postgresql+psycopg://app:pw@db.example.com/triggerline",
         "TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET": "a-real-key",
+        "TRIGGERLINE_TOKENS_KEY": "a-real-key-longer-than-the-32-characters-required",
     }
     for variable, value in values.items():
         if value != REFERENCED and variable != "TRIGGERLINE_FETCHER_REPLICA_INDEX":
             monkeypatch.setenv(variable, value)
-    for service in (None, "mailer", "fetcher", "auth", "processor"):
+    for service in (None, "mailer", "fetcher", "auth", "processor", "feedback"):
         args = ["check", "--production"] + (["--service", service] if service else [])
         assert configuration.main(args) == 0, capsys.readouterr().err

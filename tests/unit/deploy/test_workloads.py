@@ -28,14 +28,23 @@ BINDS = {
     "triggerline-fetcher": ("TRIGGERLINE_FETCHER_MONITOR_SERVER_PORT", 7781),
     "triggerline-processor": ("TRIGGERLINE_PROCESSOR_WEB_PORT", 6066),
     "triggerline-mailer": ("TRIGGERLINE_MAILER_HEALTH_PORT", 7782),
+    "triggerline-feedback": ("TRIGGERLINE_FEEDBACK_HEALTH_PORT", 7786),
     "triggerline-status": ("", 7795),  # `status --serve 7795` in its args
 }
 CA = "triggerline-cluster-ca-cert"
+TOKENS = "triggerline-tokens"  # signs (mailer) and verifies (feedback) recipient tokens
 SECRETS = {
     "triggerline-auth": {"triggerline-ims", "triggerline-auth-clients"},
     "triggerline-fetcher": {"triggerline-fetcher", "triggerline-kafka-fetcher", CA},
     "triggerline-processor": {"triggerline-db", "triggerline-kafka-processor", CA},
-    "triggerline-mailer": {"triggerline-db", "triggerline-mailer", "triggerline-kafka-mailer", CA},
+    "triggerline-mailer": {
+        "triggerline-db",
+        "triggerline-mailer",
+        TOKENS,
+        "triggerline-kafka-mailer",
+        CA,
+    },
+    "triggerline-feedback": {"triggerline-db", TOKENS, "triggerline-kafka-feedback", CA},
     "triggerline-status": {"triggerline-kafka-ops", CA},
     "triggerline-replay": {"triggerline-kafka-ops", "triggerline-db", CA},
     "triggerline-db-migrate": {"triggerline-db"},
@@ -162,6 +171,8 @@ def test_the_schema_is_migrated_once_by_a_job(overlay: str) -> None:
             env = environment(objects, container, "")
             if container["args"][0] == "mailer":
                 assert env.get("TRIGGERLINE_MAILER_MIGRATE_ON_START") == "false"
+            if container["args"][0] == "feedback":
+                assert env.get("TRIGGERLINE_FEEDBACK_MIGRATE_ON_START") == "false"
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_NAMES)
