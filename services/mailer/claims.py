@@ -10,63 +10,24 @@ portable SQL, so SQLite and PostgreSQL behave alike.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Insert,
-    Update,
-    and_,
-    bindparam,
-    insert,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.sql.elements import BindParameter
 
+from services.common.db.chunks import in_chunks
 from services.common.db.tables import deliveries
 from services.common.errors import TransientFailure
 from services.common.models import EmailRequest
+from services.mailer.claim_statements import ROWS, TAKEOVER, finish_statement, insert_statement
+from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
+
+__all__ = ["Claim", "ClaimState", "ClaimStore", "DeliveryStatus", "SentRow"]
 
 # (idempotency key, SMTP Message-ID, when): one accepted message's `sent` row
 SentRow = tuple[str, str, datetime]
-
-
-class DeliveryStatus(enum.StrEnum):
-    """Row states, in the spirit of Adobe Message Center."""
-
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"
-    IGNORED = "ignored"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
-
-
-class ClaimState(enum.Enum):
-    CLAIMED = "claimed"  # this instance may send now
-    SETTLED = "settled"  # the key already reached a final status
-    BUSY = "busy"  # another live instance holds it
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The answer to a claim: whether to send, and what the row says otherwise."""
-
-    state: ClaimState
-    status: DeliveryStatus
-    attempts: int
-    smtp_message_id: str | None = None
-    held_until: datetime | None = None
 
 
 def _aware(value: datetime) -> datetime:
@@ -114,11 +75,11 @@ class ClaimStore:
                 taken: dict[str, int] = {}
                 rows: dict[str, Any] = {}
                 stale = now - self._timeout
-                for chunk in _chunks(known):
+                for chunk in in_chunks(known):
                     params = {"b_keys": chunk, "b_now": now, "b_stale": stale}
-                    takeover = conn.execute(_TAKEOVER, {**params, "b_instance": self._instance})
+                    takeover = conn.execute(TAKEOVER, {**params, "b_instance": self._instance})
                     taken.update((row.idempotency_key, row.attempts) for row in takeover)
-                    for row in conn.execute(_ROWS, {"b_keys": chunk}):
+                    for row in conn.execute(ROWS, {"b_keys": chunk}):
                         rows[row.idempotency_key] = row
         except OperationalError as exc:
             raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
@@ -192,7 +153,7 @@ class ClaimStore:
         ]
         try:
             with self._engine.begin() as conn:
-                conn.execute(_finish_statement(("smtp_message_id",), False), params)
+                conn.execute(finish_statement(("smtp_message_id",), False), params)
         except OperationalError as exc:
             raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
 
@@ -233,7 +194,7 @@ class ClaimStore:
         if error is not None:
             params["b_error"] = error[:2000]
             fields.append("error")
-        statement = _finish_statement(tuple(fields), only_pending)
+        statement = finish_statement(tuple(fields), only_pending)
         try:
             with self._engine.begin() as conn:
                 conn.execute(statement, params)
@@ -279,65 +240,5 @@ def _insert_many(
         }
         for request in requests
     ]
-    result = conn.execute(_insert_statement(conn.dialect.name), rows)
+    result = conn.execute(insert_statement(conn.dialect.name), rows)
     return set(result.scalars())
-
-
-def _chunks(keys: Sequence[str], size: int = 500) -> list[Sequence[str]]:
-    """Keys in slices short enough for any database's limit on bound parameters."""
-    return [keys[at : at + size] for at in range(0, len(keys), size)]
-
-
-# Statements of the hot path, built once: SQLAlchemy then only binds values, instead of
-# computing a cache key for a new statement object on every email.
-@cache
-def _insert_statement(dialect: str) -> Insert:
-    """`INSERT ... ON CONFLICT DO NOTHING`: SQLite's `OR IGNORE` form, which SQLAlchemy can
-    cache (its `on_conflict_do_nothing` construct is recompiled on every call)."""
-    # RETURNING, not rowcount: psycopg reports -1 for this statement.
-    key = deliveries.c.idempotency_key
-    if dialect == "postgresql":
-        return pg_insert(deliveries).on_conflict_do_nothing().returning(key)
-    return insert(deliveries).prefix_with("OR IGNORE").returning(key)
-
-
-_KEYS: BindParameter[Any] = bindparam("b_keys", expanding=True)
-
-# Take over the pending rows whose holder let go or went silent: one conditional UPDATE, so
-# of two instances racing for a stale claim the database lets exactly one win.
-_TAKEOVER = (
-    update(deliveries)
-    .where(
-        deliveries.c.idempotency_key.in_(_KEYS),
-        deliveries.c.status == DeliveryStatus.PENDING.value,
-        or_(deliveries.c.claimed_by.is_(None), deliveries.c.claimed_at < bindparam("b_stale")),
-    )
-    .values(
-        claimed_by=bindparam("b_instance"),
-        claimed_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-        attempts=deliveries.c.attempts + 1,
-    )
-    .returning(deliveries.c.idempotency_key, deliveries.c.attempts)
-)
-
-_ROWS = select(
-    deliveries.c.idempotency_key,
-    deliveries.c.status,
-    deliveries.c.attempts,
-    deliveries.c.smtp_message_id,
-    deliveries.c.claimed_at,
-).where(deliveries.c.idempotency_key.in_(_KEYS))
-
-
-@cache
-def _finish_statement(fields: tuple[str, ...], only_pending: bool) -> Update:
-    conditions = [deliveries.c.idempotency_key == bindparam("b_key")]
-    if only_pending:
-        conditions.append(deliveries.c.status == DeliveryStatus.PENDING.value)
-    values: dict[str, BindParameter[Any]] = {
-        "status": bindparam("b_status"),
-        "updated_at": bindparam("b_now"),
-    }
-    values.update({name: bindparam(f"b_{name}") for name in fields})
-    return update(deliveries).where(and_(*conditions)).values(**values)

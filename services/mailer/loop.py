@@ -1,4 +1,4 @@
-"""The consume loop: campaign and retry topics in, verdicts published, then offsets stored.
+"""The consume loop: campaign and retry topics in, reports published, then offsets stored.
 
 One consumer reads every `emails.<campaign>` topic (by regex, so campaigns added later are
 found at the next metadata refresh) and the retry topics. A retry record that is not due yet
@@ -31,8 +31,9 @@ from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.serde import email_request_serde
 from services.common.topics import TOPICS
 from services.mailer import metrics
-from services.mailer.delivery import SERVICE, Delivery, Verdict, internal_error
+from services.mailer.delivery import Delivery
 from services.mailer.publishing import Publisher, message_headers
+from services.mailer.rules.report import SERVICE, Report, internal_error
 from services.mailer.rules.retry import RetryTopic
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class _Work:
 
 
 class MailerLoop:
-    """Poll, admit, handle, publish, flush, store: one turn at a time on the caller's thread."""
+    """Poll, admit, deliver, publish, flush, store: one turn at a time on the caller's thread."""
 
     def __init__(
         self,
@@ -118,15 +119,16 @@ class MailerLoop:
             handled = iter(self._delivery.handle_many(requests))
         except Exception as exc:  # a bug must not stop the partitions: dead-letter and go on
             log.exception("unexpected error handling a batch of %d requests", len(requests))
-            handled = iter([internal_error(request, exc) for request in requests])
-        verdicts = [next(handled) if item.request else self._invalid(item) for item in work]
+            now = self._clock()
+            handled = iter([internal_error(request, exc, now) for request in requests])
+        reports = [next(handled) if item.request else self._invalid(item) for item in work]
         holds: dict[Partition, int] = {}
-        for item, verdict in zip(work, verdicts, strict=True):
-            if verdict.hold is not None:
+        for item, report in zip(work, reports, strict=True):
+            if report.hold is not None:
                 _hold(holds, item.message)
-                metrics.HELD.labels(verdict.hold.split(":", 1)[0]).inc()
+                metrics.HELD.labels(report.hold.split(":", 1)[0]).inc()
                 continue
-            self._publish(item, verdict)
+            self._publish(item, report)
         failures = self._publisher.flush(self._options.flush_timeout)
         if failures:
             # Nothing of this batch may count as done: read it all again (claims make it safe).
@@ -138,7 +140,7 @@ class MailerLoop:
             self._consumer.seek(TopicPartition(part[0], part[1], offset))
         self._store(messages, cut)
         if holds:
-            reasons = {v.hold for v in verdicts if v.hold} or {"publishing failed"}
+            reasons = {r.hold for r in reports if r.hold} or {"publishing failed"}
             self._back_off(next(iter(reasons)), stop)
         else:
             self._backoff = 0.0
@@ -181,29 +183,29 @@ class MailerLoop:
             work.append(_Work(message, request=request))
         return work, cut
 
-    def _invalid(self, item: _Work) -> Verdict:
+    def _invalid(self, item: _Work) -> Report:
         """A record that is no email request: an `invalid` outcome and a dead letter."""
         assert item.invalid is not None
         message = item.message
         position = f"{message.topic()}:{message.partition()}:{message.offset()}"
         metrics.FAILED.labels("", item.invalid.reason).inc()
-        return Verdict(
+        return Report(
             outcome=Outcome(OutcomeStatus.INVALID, position, SERVICE, item.invalid.reason),
             dead_letter=item.invalid.reason,
             error=item.invalid,
         )
 
-    def _publish(self, item: _Work, verdict: Verdict) -> None:
+    def _publish(self, item: _Work, report: Report) -> None:
         attempt = item.request.attempt if item.request else None
-        if verdict.retry is not None and item.request is not None:
+        if report.retry is not None and item.request is not None:
             self._publisher.retry(
-                item.message, item.request, verdict.retry, verdict.error, self._clock()
+                item.message, item.request, report.retry, report.error, self._clock()
             )
-        if verdict.dead_letter is not None:
-            self._publisher.dead_letter(item.message, verdict.dead_letter, verdict.error, attempt)
-            metrics.DEAD_LETTERED.labels(verdict.dead_letter).inc()
-        if verdict.outcome is not None:
-            self._publisher.outcome(verdict.outcome)
+        if report.dead_letter is not None:
+            self._publisher.dead_letter(item.message, report.dead_letter, report.error, attempt)
+            metrics.DEAD_LETTERED.labels(report.dead_letter).inc()
+        if report.outcome is not None:
+            self._publisher.outcome(report.outcome)
 
     def _store(self, messages: list[Message], cut: dict[Partition, int]) -> None:
         """Store, per partition, the offset after the last record handled before the cut."""

@@ -22,7 +22,8 @@ from services.common.topics import TOPICS
 from services.mailer import metrics
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.claims import ClaimStore
-from services.mailer.delivery import Delivery, UnsubscribeOptions
+from services.mailer.composer import UnsubscribeOptions
+from services.mailer.delivery import Delivery
 from services.mailer.loop import LoopOptions, MailerLoop
 from services.mailer.publishing import Publisher
 from services.mailer.rules.retry import RetryTopic

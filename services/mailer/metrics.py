@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.common.models import EmailRequest, OutcomeStatus
+from services.mailer.rules.report import Report
+
 SENT = Counter("triggerline_mailer_sent", "Emails the SMTP server accepted.", ["campaign"])
 FAILED = Counter(
     "triggerline_mailer_failed", "Requests that ended failed, by reason.", ["campaign", "reason"]
@@ -38,3 +41,32 @@ SEND_SECONDS = Histogram(
 BROKEN_TEMPLATES = Gauge(
     "triggerline_mailer_broken_templates", "Campaigns whose template does not compile."
 )
+
+
+def count(request: EmailRequest, report: Report) -> None:
+    """Move the counter a request's report belongs to (holds and bugs move none here).
+
+    A retry record that spends no attempt (a deferral) counts nowhere; a key reported as it
+    already stood counts as redelivered, whatever its status.
+    """
+    campaign = request.campaign
+    if report.retry is not None:
+        if report.retry.attempt > request.attempt:
+            RETRIED.labels(campaign, report.retry.topic).inc()
+        return
+    outcome = report.outcome
+    if outcome is None:
+        return
+    reason = outcome.reason or ""
+    if outcome.detail.get("redelivered"):
+        REDELIVERED.labels(campaign).inc()
+    elif outcome.status is OutcomeStatus.SENT:
+        SENT.labels(campaign).inc()
+    elif outcome.status is OutcomeStatus.EXPIRED:
+        EXPIRED.labels(campaign).inc()
+    elif outcome.status is OutcomeStatus.SUPPRESSED:
+        SUPPRESSED.labels(campaign, reason).inc()
+    elif outcome.status is OutcomeStatus.UNKNOWN or (
+        outcome.status is OutcomeStatus.FAILED and reason != "internal_error"
+    ):
+        FAILED.labels(campaign, reason).inc()

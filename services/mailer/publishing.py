@@ -14,11 +14,11 @@ from services.common.kafka import Headers, header
 from services.common.models import EmailRequest, Outcome
 from services.common.serde import email_request_serde, outcome_serde
 from services.common.topics import TOPICS
+from services.mailer.rules.report import SERVICE
 from services.mailer.rules.retry import Retry
 
 log = logging.getLogger(__name__)
 
-SERVICE = "mailer"
 _ORIGIN = ("x-original-topic", "x-original-partition", "x-original-offset", "x-original-timestamp")
 
 

@@ -57,11 +57,6 @@ class MailerSettings(BaseSettings):
         ge=1,
         le=256,
     )
-    smtp_outage_patience: Duration = Field(
-        timedelta(seconds=30),
-        description="How long a send waits, backing off, for an unreachable server before the "
-        "request goes to a retry topic.",
-    )
     group_id: str = Field("triggerline-mailer", description="Kafka consumer group.")
     session_timeout: Duration = Field(
         timedelta(seconds=45),
@@ -149,10 +144,5 @@ class MailerConfig:
 
 def load_config() -> MailerConfig:
     """Read the environment once; errors name the variable."""
-    return MailerConfig(
-        mailer=load(MailerSettings),
-        kafka=load(KafkaSettings),
-        database=load(DatabaseSettings),
-        pipeline=load(PipelineConfigSettings),
-        log=load(LogSettings),
-    )
+    mailer, kafka, database = load(MailerSettings), load(KafkaSettings), load(DatabaseSettings)
+    return MailerConfig(mailer, kafka, database, load(PipelineConfigSettings), load(LogSettings))

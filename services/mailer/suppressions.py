@@ -8,15 +8,15 @@ from datetime import datetime
 from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from services.common.db.chunks import in_chunks
 from services.common.db.tables import suppressions
 from services.common.errors import TransientFailure
-from services.mailer.rules.suppression import normalise_address
+from services.common.suppression import suppression_key
 
 _REASON = select(suppressions.c.reason).where(suppressions.c.email == bindparam("b_email"))
 _REASONS = select(suppressions.c.email, suppressions.c.reason).where(
     suppressions.c.email.in_(bindparam("b_emails", expanding=True))
 )
-_CHUNK = 500  # addresses per query, well inside every database's bound-parameter limit
 
 
 class SuppressionStore:
@@ -30,7 +30,7 @@ class SuppressionStore:
         try:
             with self._engine.connect() as conn:
                 return conn.execute(
-                    _REASON, {"b_email": normalise_address(address)}
+                    _REASON, {"b_email": suppression_key(address)}
                 ).scalar_one_or_none()
         except OperationalError as exc:
             raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc
@@ -39,13 +39,13 @@ class SuppressionStore:
         """`reason` for many addresses in one read: the suppressed ones, keyed as given."""
         wanted: dict[str, list[str]] = {}
         for address in addresses:
-            wanted.setdefault(normalise_address(address), []).append(address)
+            wanted.setdefault(suppression_key(address), []).append(address)
         keys = list(wanted)
         found: dict[str, str] = {}
         try:
             with self._engine.connect() as conn:
-                for at in range(0, len(keys), _CHUNK):
-                    rows = conn.execute(_REASONS, {"b_emails": keys[at : at + _CHUNK]})
+                for chunk in in_chunks(keys):
+                    rows = conn.execute(_REASONS, {"b_emails": chunk})
                     for email, reason in rows.tuples():
                         for address in wanted[email]:
                             found[address] = reason
@@ -59,7 +59,7 @@ class SuppressionStore:
             with self._engine.begin() as conn:
                 conn.execute(
                     insert(suppressions).values(
-                        email=normalise_address(address),
+                        email=suppression_key(address),
                         reason=reason,
                         source=source[:200],
                         created_at=now,

@@ -5,34 +5,9 @@ Stage 1 (`resolve`, on triggers.raw, keyed by mcId): decode, refuse a trigger da
 never expire and would push the profile's history out of every window), route, resolve the
 visitor to a profile in the routing file's identity precedence (the lookups of a batch of
 records at once), re-key by profile id. Triggers that only cancel (a purchase) are resolved too,
-so they reach their profile's state. Stage 2 (`decide`, on the repartition topic) applies the
-policies in this order, each ending the trigger with its outcome when it says no:
-
-1. dedup: the same messageId (`duplicate:repeat_message`), then the campaign's dedup window
-   (`duplicate:dedup_window`). First, because a repeat must be recognised even when it would
-   now fail a later check, and it needs no lookup.
-2. validity, from the trigger's own time (`expired`): still pure, and it stops a replay or a
-   backlog before any database work.
-2b. personalisation: the campaign's variables from the enrichments, made safe; a required one
-   without a usable value ends the trigger (`skipped:missing_data`, the variable in the
-   outcome's detail). Pure too, and before the cap, so a trigger that cannot be mailed never
-   counts towards it.
-3. consent and suppression list (`suppressed:no_consent`, `suppressed:<reason>`): needs the
-   profile (cached lookups), and must come before the cap so a request never sent never counts.
-4. frequency cap across the profile's non-transactional requests
-   (`suppressed:frequency_capped`); transactional campaigns bypass it.
-5. cancel window: a campaign with a `delay` holds the request in the profile's state (it counts
-   towards dedup and caps from now on); a `cancel_on` trigger in `[trigger time, due]` cancels
-   it (`cancelled`), including one that arrived first. A timer releases due holds through a
-   tick on the profile's partition, re-checking validity and suppression.
-6. quiet hours, on the wall clock in the profile's time zone: last, because only the actual
-   release time matters; the request gets `notBefore` = window end and the mailer waits.
-7. emit the email request (its outcome is the mailer's to record).
-
-Every trigger ends in exactly one outcome or one request. At-least-once delivery can hand the
-same triggers.raw record over again after a crash or rebalance: the profile's state remembers
-the record's position and decision, so a redelivery repeats that decision (same outcome, or a
-request with the same idempotency key) instead of calling it a duplicate of itself.
+so they reach their profile's state. Stage 2 (`decide`, on the repartition topic) has
+`Decisions` apply `rules.decide` to each trigger and `rules.release` to each release tick; the
+policies, their order and the reasons for it are told beside `rules.decide`.
 
 No exception reaches faust's supervisor (it would ack the event and restart the agent, losing
 it): `InvalidInput` is dead-lettered with outcome `invalid`; a database outage
@@ -57,15 +32,16 @@ from services.common.models import OutcomeStatus, utcnow
 from services.common.pipeline_config import PipelineConfig
 from services.common.serde import envelope_serde
 from services.processor.app import Wiring
-from services.processor.decisions import Decisions, InputLimits
+from services.processor.decisions import Decisions
+from services.processor.held_requests import HeldRequests
 from services.processor.metrics import LATENCY, TRIGGERS
 from services.processor.outputs import Source, source_of
 from services.processor.profiles import ProfileStore
 from services.processor.recorder import Recorder, RetryPolicy
-from services.processor.rules.cancel import normal_trigger_id
+from services.processor.rules.decision import End
 from services.processor.rules.identity import IdentityKey, identity_candidates, resolve_profile
 from services.processor.rules.policies import FUTURE_TIMESTAMP, is_future_dated
-from services.processor.rules.routing import build_routes, route_trigger
+from services.processor.rules.rulebook import InputLimits, build_rulebook, state_retention
 from services.processor.rules.state import to_millis
 from services.processor.rules.trigger import Trigger, trigger_from_record
 
@@ -74,23 +50,13 @@ log = logging.getLogger(__name__)
 RESOLVE_BATCH = 200
 RESOLVE_WAIT_S = 0.01
 
-__all__ = ["Pipeline", "RetryPolicy", "decode", "register_agents", "state_retention"]
+__all__ = ["InputLimits", "Pipeline", "RetryPolicy", "decode", "register_agents"]
 
 
 def decode(value: bytes | None) -> tuple[Trigger, Enrichments]:
     """Envelope bytes -> trigger and its enrichments; `InvalidInput` says why not."""
     trigger = trigger_from_record(envelope_serde().decode(value))
     return trigger, parse_enrichments(trigger.enrichments)
-
-
-def state_retention(config: PipelineConfig) -> timedelta:
-    """How long per-profile entries must live: the longest window any campaign looks back."""
-    spans = [timedelta(days=1)]
-    for campaign in config.campaigns.values():
-        spans += [campaign.dedup_window, campaign.validity + campaign.delay]
-        if campaign.frequency_cap is not None:
-            spans.append(campaign.frequency_cap.window)
-    return max(spans)
 
 
 @dataclass(frozen=True)
@@ -117,15 +83,21 @@ class Pipeline:
         limits: InputLimits | None = None,
     ) -> None:
         self.outputs = wiring.outputs
-        self.config = config
-        self.limits = limits or InputLimits()
-        self.routes = build_routes(config)
+        self.identity = config.identity
+        self.book = build_rulebook(config, limits or InputLimits(), HeldRequests())
         self.store = store
         self.probes = probes
         self.clock = clock
         self.recorder = Recorder(wiring.outputs, retry, probes)
         self.decisions = Decisions(
-            wiring, config, store, self.recorder, state_retention(config), clock, self.limits
+            self.book,
+            wiring.state,
+            wiring.due,
+            wiring.outputs,
+            store,
+            self.recorder,
+            state_retention(config),
+            clock,
         )
         self.due = wiring.due
         self._ticked: dict[str, float] = {}  # profile id -> monotonic time a tick may repeat
@@ -171,8 +143,9 @@ class Pipeline:
         """Decode and route; a future-dated trigger, or one no campaign covers, ends here with
         its outcome."""
         trigger, enrichments = decode(source.value)
-        campaign = route_trigger(trigger.trigger_id, self.routes)
-        skew = self.limits.future_skew
+        routed = self.book.route(trigger.trigger_id)
+        campaign = None if routed is None else routed.name
+        skew = self.book.limits.future_skew
         if is_future_dated(trigger.timestamp, self.clock(), skew):
             error = InvalidInput(
                 FUTURE_TIMESTAMP,
@@ -181,28 +154,12 @@ class Pipeline:
             )
             log.warning("dead-lettering %s: %s", source.position, error)
             await self.outputs.dead_letter(source, FUTURE_TIMESTAMP, error)
-            await self.recorder.outcome(
-                "resolve",
-                OutcomeStatus.INVALID,
-                trigger.message_id,
-                reason=FUTURE_TIMESTAMP,
-                trigger_id=trigger.trigger_id,
-                campaign=campaign,
-                position=source.position,
-            )
+            await self._end(source, trigger, OutcomeStatus.INVALID, FUTURE_TIMESTAMP, campaign)
             return None
-        cancels = normal_trigger_id(trigger.trigger_id) in self.decisions.cancellers
-        if campaign is None and not cancels:
-            await self.recorder.outcome(
-                "resolve",
-                OutcomeStatus.UNROUTED,
-                trigger.message_id,
-                reason="no_campaign",
-                trigger_id=trigger.trigger_id,
-                position=source.position,
-            )
+        if campaign is None and not self.book.cancels(trigger.trigger_id):
+            await self._end(source, trigger, OutcomeStatus.UNROUTED, "no_campaign", None)
             return None
-        identity = self.config.identity
+        identity = self.identity
         candidates = identity_candidates(
             trigger.mc_id,
             enrichments,
@@ -215,21 +172,29 @@ class Pipeline:
     async def _resolve(self, item: _Routed) -> None:
         """Find the profile and re-key the trigger by it, or end it as unmatched."""
         found = await self.recorder.retrying(lambda: self.store.find_profiles(item.candidates))
-        resolution = resolve_profile(item.candidates, found)
-        if resolution is None:
+        profile_id = resolve_profile(item.candidates, found)
+        if profile_id is None:
             await self.outputs.unmatched(item.source, "no_profile")
-            await self.recorder.outcome(
-                "resolve",
-                OutcomeStatus.UNMATCHED,
-                item.trigger.message_id,
-                reason="no_profile",
-                trigger_id=item.trigger.trigger_id,
-                campaign=item.campaign,
-                position=item.source.position,
-            )
+            status = OutcomeStatus.UNMATCHED
+            await self._end(item.source, item.trigger, status, "no_profile", item.campaign)
             return
-        await self.outputs.forward(resolution.profile_id, item.source)
+        await self.outputs.forward(profile_id, item.source)
         TRIGGERS.labels("resolve", "forwarded").inc()
+
+    async def _end(
+        self,
+        source: Source,
+        trigger: Trigger,
+        status: OutcomeStatus,
+        reason: str,
+        campaign: str | None,
+    ) -> None:
+        """A stage 1 outcome: the trigger's ids and its triggers.raw position."""
+        position = source.position
+        end = End(
+            status, trigger.message_id, reason, trigger.trigger_id, campaign, position=position
+        )
+        await self.recorder.record("resolve", end)
 
     # -- stage 2: repartition topic -> emails.<campaign> ----------------------------------------
 

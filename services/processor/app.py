@@ -109,20 +109,19 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
     if settings.store == "rocksdb":
         cache = settings.rocksdb_block_cache_mb * 1024 * 1024
         options = {"block_cache_size": cache, "block_cache_compressed_size": cache // 4}
-    state = app.Table(
-        STATE_TABLE,
-        default=None,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        partitions=partitions,
-        options=options or None,
-        help="Per-profile dedup, frequency-cap and pending-send state (ProfileState).",
-    )
-    due = app.Table(
-        DUE_TABLE,
-        default=None,
-        schema=faust.Schema(key_serializer="json", value_serializer="json"),
-        partitions=partitions,
-        options=options or None,
-        help="Profiles with held (delayed) email requests -> earliest due time, epoch ms.",
+    tables = {
+        STATE_TABLE: "Per-profile dedup, frequency-cap and pending-send state (ProfileState).",
+        DUE_TABLE: "Profiles with held (delayed) email requests -> earliest due time, epoch ms.",
+    }
+    state, due = (
+        app.Table(
+            name,
+            default=None,
+            schema=faust.Schema(key_serializer="json", value_serializer="json"),
+            partitions=partitions,
+            options=options or None,
+            help=description,
+        )
+        for name, description in tables.items()
     )
     return Wiring(app=app, triggers=triggers, outputs=outputs, state=state, due=due)

@@ -17,9 +17,9 @@ from services.common.settings import unknown_variables
 from services.common.topics import TOPICS, TopicSpec
 from services.processor.agents import Pipeline, register_agents
 from services.processor.app import make_app
-from services.processor.decisions import InputLimits
 from services.processor.profiles import ProfileStore
 from services.processor.recorder import RetryPolicy
+from services.processor.rules.rulebook import InputLimits
 from services.processor.settings import SETTINGS_CLASSES, load_settings
 from services.processor.web import register_pages
 

@@ -8,34 +8,22 @@ retries, the trigger is never dropped for a database outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.common.db.chunks import in_chunks
 from services.common.db.tables import identities, profiles, suppressions
 from services.common.errors import TransientFailure
+from services.common.suppression import suppression_key
 from services.processor.cache import TtlCache
 from services.processor.rules.identity import IdentityKey, IdentityKind
+from services.processor.rules.profile import Profile, ProfileView
 
-
-@dataclass(frozen=True)
-class Profile:
-    """What the processor needs of a profile to address an email request."""
-
-    profile_id: str
-    email: str
-    first_name: str | None = None
-    locale: str | None = None
-    timezone: str | None = None
-    email_consent: bool = True
-
-
-# Values per `IN (...)` list: well inside every dialect's bound-parameter limit.
-_IN_CHUNK = 500
+__all__ = ["Profile", "ProfileStore"]
 
 # The statements are built once: constructing and cache-keying a SQLAlchemy expression on every
 # lookup cost more than running it. A cache miss on an identity is one statement for the
@@ -110,6 +98,16 @@ class ProfileStore:
         self._remember(rows, reasons)
         return fetched
 
+    def at_hand(self, profile_id: str) -> ProfileView | None:
+        """The profile and its suppression entry if both are cached, else None (not waiting)."""
+        hit, profile = self._profiles.get(profile_id)
+        if not hit:
+            return None
+        if profile is None:
+            return ProfileView(None)
+        hit, reason = self._suppressions.get(suppression_key(profile.email))
+        return ProfileView(profile, reason) if hit else None
+
     async def profile(self, profile_id: str) -> Profile | None:
         hit, cached = self._profiles.get(profile_id)
         if hit:
@@ -154,7 +152,7 @@ class ProfileStore:
         try:
             with self._engine.connect() as connection:
                 for kind, values in by_kind.items():
-                    for chunk in _chunks(values):
+                    for chunk in in_chunks(values):
                         params = {"kind": kind, "values": list(chunk)}
                         for row in connection.execute(_IDENTITIES_AND_PROFILES, params):
                             found[IdentityKey(IdentityKind(row.kind), row.value)] = row.profile_id
@@ -171,7 +169,7 @@ class ProfileStore:
         rows: dict[str, Profile | None] = dict.fromkeys(profile_ids)
         try:
             with self._engine.connect() as connection:
-                for chunk in _chunks(profile_ids):
+                for chunk in in_chunks(profile_ids):
                     for row in connection.execute(_PROFILES, {"values": list(chunk)}):
                         rows[row.found_profile_id] = _profile(row)
                 return rows, self._select_suppressions(connection, _addresses(rows))
@@ -190,7 +188,7 @@ class ProfileStore:
         connection: Connection, addresses: Sequence[str]
     ) -> dict[str, str | None]:
         reasons: dict[str, str | None] = dict.fromkeys(addresses)
-        for chunk in _chunks(list(reasons)):
+        for chunk in in_chunks(list(reasons)):
             for address, reason in connection.execute(_SUPPRESSIONS, {"values": list(chunk)}):
                 reasons[address] = None if reason is None else str(reason)
         return reasons
@@ -200,25 +198,10 @@ def _profile(row: Row[Any]) -> Profile | None:
     """The profile columns of a row; None when an identity points at a profile that is gone."""
     if row.found_profile_id is None:
         return None
-    return Profile(
-        profile_id=row.found_profile_id,
-        email=row.email,
-        first_name=row.first_name,
-        locale=row.locale,
-        timezone=row.timezone,
-        email_consent=bool(row.email_consent),
-    )
+    # In `_PROFILE_COLUMNS` order, which is `Profile`'s.
+    found_id, email, first_name, locale, timezone, consent = row[-6:]
+    return Profile(found_id, email, first_name, locale, timezone, bool(consent))
 
 
 def _addresses(rows: Mapping[str, Profile | None]) -> list[str]:
     return [suppression_key(p.email) for p in rows.values() if p is not None]
-
-
-def suppression_key(email: str) -> str:
-    """The suppression list's key for an address, as the mailer writes it."""
-    return email.strip().lower()
-
-
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start : start + _IN_CHUNK]

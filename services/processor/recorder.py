@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -16,6 +16,7 @@ from services.common.health import Probes
 from services.common.models import Outcome, OutcomeStatus
 from services.processor.metrics import DB_RETRIES, OUTCOMES, TRIGGERS
 from services.processor.outputs import SERVICE, Outputs, Source
+from services.processor.rules.decision import End
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +29,10 @@ class RetryPolicy:
     maximum: timedelta
 
 
-def outcome_label(status: OutcomeStatus, reason: str | None) -> str:
-    """`expired:stale_trigger`: how a decision is remembered, so a redelivery repeats it."""
-    return f"{status.value}:{reason or ''}"
-
-
 def reason_kind(reason: str | None) -> str:
     """The part of a reason a metric may carry: `cancelled_by:<messageId>` counts as
     `cancelled_by`, so the label's values stay few."""
     return (reason or "").partition(":")[0]
-
-
-def parse_label(label: str) -> tuple[OutcomeStatus, str | None]:
-    status, _, reason = label.partition(":")
-    return OutcomeStatus(status), reason or None
 
 
 class Recorder:
@@ -83,56 +74,40 @@ class Recorder:
                 log.info("database lookups work again after %d retries", attempt)
             return result
 
-    async def outcome(
-        self,
-        stage: str,
-        status: OutcomeStatus,
-        message_id: str,
-        *,
-        reason: str | None = None,
-        trigger_id: str | None = None,
-        campaign: str | None = None,
-        profile_id: str | None = None,
-        position: str = "",
-        detail: Mapping[str, str] | None = None,
-    ) -> str:
-        """Publish one terminal outcome; returns its label for the profile's state.
+    async def record(self, stage: str, end: End) -> None:
+        """Publish one terminal outcome and count it.
 
-        `detail` adds to the outcome's details (the source position is always there when known),
-        e.g. the variable a `skipped:missing_data` trigger lacked.
+        The end's `detail` goes into the outcome's details (e.g. the variable a
+        `skipped:missing_data` trigger lacked), with its triggers.raw position when known.
         """
+        position = {"source": end.position} if end.position else {}
         await self.outputs.outcome(
             Outcome(
-                status=status,
-                message_id=message_id,
-                service=SERVICE,
-                reason=reason,
-                trigger_id=trigger_id,
-                campaign=campaign,
-                profile_id=profile_id,
-                detail={**(detail or {}), **({"source": position} if position else {})},
+                end.status,
+                end.message_id,
+                SERVICE,
+                end.reason,
+                end.trigger_id,
+                end.campaign,
+                end.profile_id,
+                detail={**(end.detail or {}), **position},
             )
         )
-        TRIGGERS.labels(stage, status.value).inc()
-        OUTCOMES.labels(status.value, reason_kind(reason)).inc()
-        return outcome_label(status, reason)
+        TRIGGERS.labels(stage, end.status.value).inc()
+        OUTCOMES.labels(end.status.value, reason_kind(end.reason)).inc()
 
     async def invalid(self, stage: str, source: Source, exc: InvalidInput) -> None:
         log.warning("dead-lettering %s: %s", source.position, exc)
         await self.outputs.dead_letter(source, exc.reason, exc)
         # the envelope had no readable messageId: its position names it
-        await self.outcome(
-            stage,
-            OutcomeStatus.INVALID,
-            source.position,
-            reason=exc.reason,
-            position=source.position,
+        position = source.position
+        await self.record(
+            stage, End(OutcomeStatus.INVALID, position, exc.reason, position=position)
         )
 
     async def failed(self, stage: str, source: Source, exc: Exception) -> None:
         log.exception("unexpected error on %s; dead-lettered, the stream goes on", source.position)
         reason = f"unexpected:{type(exc).__name__}"
         await self.outputs.dead_letter(source, reason, exc)
-        await self.outcome(
-            stage, OutcomeStatus.FAILED, source.position, reason=reason, position=source.position
-        )
+        position = source.position
+        await self.record(stage, End(OutcomeStatus.FAILED, position, reason, position=position))

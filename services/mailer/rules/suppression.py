@@ -1,4 +1,4 @@
-"""Which addresses must not be mailed, and which SMTP rejections add an address to that list."""
+"""Which SMTP rejections put an address on the suppression list, read from the reply."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ from services.mailer.errors import Stage
 HARD_BOUNCE = "hard_bounce"
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def normalise_address(address: str) -> str:
-    """The suppression key of an address: trimmed and lower-cased, so case never evades it."""
-    return address.strip().lower()
 
 
 def enhanced_status(reply_text: str) -> str | None:

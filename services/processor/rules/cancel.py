@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from services.processor.rules.routing import normal_trigger_id
 from services.processor.rules.state import (
     CANCELS_KEPT,
     Pending,
@@ -20,11 +21,6 @@ from services.processor.rules.state import (
     forget_request,
     to_millis,
 )
-
-
-def normal_trigger_id(trigger_id: str) -> str:
-    """Trigger ids compare as routing compares them: trimmed, lower-case."""
-    return trigger_id.strip().lower()
 
 
 def hold(state: ProfileState, pending: Pending) -> ProfileState:

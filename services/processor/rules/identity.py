@@ -24,14 +24,6 @@ class IdentityKey:
     value: str
 
 
-@dataclass(frozen=True)
-class Resolution:
-    """The profile a trigger belongs to, and the identifier that found it."""
-
-    profile_id: str
-    via: IdentityKey
-
-
 def identity_candidates(
     mc_id: str,
     enrichments: Enrichments,
@@ -66,10 +58,10 @@ def identity_candidates(
 
 def resolve_profile(
     candidates: Iterable[IdentityKey], found: Mapping[IdentityKey, str]
-) -> Resolution | None:
-    """The profile of the first candidate that has one, or `None` (an unmatched trigger)."""
+) -> str | None:
+    """The profile id of the first candidate that has one, or `None` (an unmatched trigger)."""
     for key in candidates:
         profile_id = found.get(key)
         if profile_id:
-            return Resolution(profile_id=profile_id, via=key)
+            return profile_id
     return None

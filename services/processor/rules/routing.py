@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from services.common.pipeline_config import ALL_TRIGGERS, PipelineConfig
 
 
-def _normal(trigger_id: str) -> str:
+def normal_trigger_id(trigger_id: str) -> str:
+    """Trigger ids compare trimmed and lower-cased: routing, `cancel_on` and the state alike."""
     return trigger_id.strip().lower()
 
 
@@ -40,13 +41,13 @@ def build_routes(config: PipelineConfig, topic: str = "triggers") -> Routes:
                 if not has_wildcard:
                     wildcard, has_wildcard = campaign, True
             else:
-                exact.setdefault(_normal(route.name), campaign)
+                exact.setdefault(normal_trigger_id(route.name), campaign)
     return Routes(exact=exact, wildcard=wildcard, has_wildcard=has_wildcard)
 
 
 def route_trigger(trigger_id: str, routes: Routes) -> str | None:
     """The campaign for a trigger id: an exact id beats `*`; unlisted ids get `None`."""
-    key = _normal(trigger_id)
+    key = normal_trigger_id(trigger_id)
     if key in routes.exact:
         return routes.exact[key]
     return routes.wildcard if routes.has_wildcard else None

@@ -164,6 +164,12 @@ def newest_time(state: ProfileState) -> datetime | None:
     return from_millis(max(times)) if times else None
 
 
+def pruned(state: ProfileState, retention: timedelta) -> ProfileState:
+    """The state as it is stored: `prune`d relative to the newest trigger time it knows."""
+    newest = newest_time(state)
+    return state if newest is None else prune(state, newest, retention)
+
+
 def prune(state: ProfileState, at: datetime, retention: timedelta) -> ProfileState:
     """Drop entries older than `retention` before `at`, so state cannot grow without bound.
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from services.common.enrichments import Enrichments
 from services.common.errors import InvalidInput
+from services.common.models import OutcomeStatus
+from services.processor.rules.decision import End
+from services.processor.rules.rulebook import CampaignRules
 
 
 @dataclass(frozen=True)
@@ -41,3 +46,36 @@ def trigger_from_record(record: dict[str, Any]) -> Trigger:
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
     return Trigger(message_id, trigger_id, mc_id, timestamp.astimezone(UTC), enrichments)
+
+
+@dataclass(frozen=True)
+class ResolvedTrigger:
+    """A trigger as stage 2 reads it: re-keyed by its profile, with its triggers.raw origin."""
+
+    trigger: Trigger
+    enrichments: Enrichments
+    profile_id: str  # empty when the record came without a key
+    origin: str  # the triggers.raw position it was first read from
+
+    def end(
+        self,
+        status: OutcomeStatus,
+        reason: str | None,
+        campaign: CampaignRules | None,
+        *,
+        with_profile: bool = True,
+        detail: Mapping[str, str] | None = None,
+        unmatched: bool = False,
+    ) -> End:
+        """This trigger's outcome, with its origin in the detail."""
+        return End(
+            status,
+            self.trigger.message_id,
+            reason,
+            self.trigger.trigger_id,
+            None if campaign is None else campaign.name,
+            self.profile_id if with_profile else None,
+            self.origin,
+            detail,
+            unmatched,
+        )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common.suppression import suppression_key
 from services.mailer.rules.retry import (
     Exhausted,
     Expired,
@@ -18,7 +19,6 @@ from services.mailer.rules.suppression import (
     HARD_BOUNCE,
     bounce_suppression,
     enhanced_status,
-    normalise_address,
 )
 from services.mailer.rules.validity import expiry, is_due, is_expired
 
@@ -111,4 +111,4 @@ def test_enhanced_status_is_read_from_the_reply_start() -> None:
 
 
 def test_addresses_are_suppressed_case_insensitively() -> None:
-    assert normalise_address("  Ann.Smith@Example.COM ") == "ann.smith@example.com"
+    assert suppression_key("  Ann.Smith@Example.COM ") == "ann.smith@example.com"

@@ -11,7 +11,6 @@ from services.common.identity import IdentityPrecedence
 from services.processor.rules.identity import (
     IdentityKey,
     IdentityKind,
-    Resolution,
     identity_candidates,
     resolve_profile,
 )
@@ -67,8 +66,8 @@ def test_a_trigger_with_no_usable_id_has_no_candidates() -> None:
 
 def test_first_candidate_with_a_profile_wins() -> None:
     found = {DECLARED: "P2", EMAIL: "P3"}
-    assert resolve_profile((MCID, DECLARED, EMAIL), found) == Resolution("P2", DECLARED)
-    assert resolve_profile((MCID, DECLARED, EMAIL), {**found, MCID: "P1"}) == Resolution("P1", MCID)
+    assert resolve_profile((MCID, DECLARED, EMAIL), found) == "P2"  # DECLARED's profile
+    assert resolve_profile((MCID, DECLARED, EMAIL), {**found, MCID: "P1"}) == "P1"  # MCID's
 
 
 def test_no_profile_is_none() -> None:

@@ -11,7 +11,8 @@ import pytest
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import load_schema, outcome_serde, released_schemas
 from services.common.settings import REPO_ROOT
-from services.processor.recorder import outcome_label, parse_label, reason_kind
+from services.processor.recorder import reason_kind
+from services.processor.rules.decision import outcome_label, parse_label
 from services.processor.rules.policies import FUTURE_TIMESTAMP, MISSING_DATA
 
 
