@@ -17,15 +17,12 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine
 
-from services.common.db.engine import make_engine, upgrade
 from services.common.kafka import ensure_topics
-from services.common.settings import DatabaseSettings, KafkaSettings, load
+from services.common.settings import KafkaSettings
 from services.common.topics import TopicSpec
+from tests.support.databases import migrated_postgres
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
@@ -156,34 +153,8 @@ def consume_until(kafka_bootstrap: str, unique: str) -> Iterator[Callable[..., C
         consumer.close()
 
 
-POSTGRES_SERVER = os.environ.get(
-    "TRIGGERLINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:15432/triggerline"
-)
-
-
 @pytest.fixture
 def postgres_engine() -> Iterator[Engine]:
     """A migrated database of this test's own on the local PostgreSQL, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        where = make_url(POSTGRES_SERVER).render_as_string(hide_password=True)
-        pytest.fail(
-            f"no PostgreSQL answers at {where} ({exc.orig}); run `make postgres-up` or set "
-            "TRIGGERLINE_TEST_POSTGRES_URL",
-            pytrace=False,
-        )
-    url = make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(load(DatabaseSettings, {"url": SecretStr(url)}))
-    try:
-        upgrade(engine)
+    with migrated_postgres() as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

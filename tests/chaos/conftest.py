@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.settings import DatabaseSettings, load
-from tests.conftest import POSTGRES_SERVER
 from tests.integration.fetcher.conftest import FETCHER_SECRET, fetcher_factory, key_pair, stack
+from tests.support.databases import POSTGRES_SERVER
 
 __all__ = [
     "FETCHER_SECRET",

@@ -18,16 +18,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, select
 
-from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import feedback_events, suppressions
 from services.common.message_refs import MessageRef, MessageRefStore, message_ref
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
-from services.common.settings import DatabaseSettings, load
 from services.common.unsubscribe_token import (
     KeyRing,
     SigningKey,
@@ -36,7 +32,8 @@ from services.common.unsubscribe_token import (
     sign,
 )
 from services.ops.processes import ServiceProcess, wait_http
-from tests.conftest import POSTGRES_SERVER, free_port
+from tests.conftest import free_port
+from tests.support.databases import migrated_postgres
 
 BOUNCE_DOMAIN = "bounces.example.com"
 PUBLIC_URL = "https://mail.example.com/unsubscribe"
@@ -142,24 +139,8 @@ class FeedbackUnderTest:
 @pytest.fixture(scope="module")
 def feedback_database() -> Iterator[Engine]:
     """A migrated PostgreSQL database for this module alone, dropped afterwards."""
-    name = f"test_feedback_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_SERVER, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        pytest.fail(f"no PostgreSQL answers ({exc}); run `make postgres-up`", pytrace=False)
-    url = make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(load(DatabaseSettings, {"url": SecretStr(url)}))
-    try:
-        upgrade(engine)
+    with migrated_postgres("test_feedback") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -42,8 +42,9 @@ from services.ops.rules.redrive import RedriveFilter
 from services.simulator.catalog import CART_ABANDONMENT
 from services.simulator.population import Shopper, shopper
 from services.simulator.smtp_sink import Fault, SmtpSink
-from tests.conftest import POSTGRES_SERVER, free_port
+from tests.conftest import free_port
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
+from tests.support.databases import POSTGRES_SERVER
 
 pytestmark = pytest.mark.kafka
 
