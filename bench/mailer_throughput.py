@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import smtplib
 import statistics
@@ -185,6 +186,9 @@ def mailer_run(args: argparse.Namespace, kafka: KafkaSettings) -> dict[str, Any]
             "TRIGGERLINE_MAILER_CAMPAIGN_PATTERN": campaign,
             "TRIGGERLINE_MAILER_HEALTH_PORT": "0",
             "TRIGGERLINE_LOG_LEVEL": "WARNING",
+            # a throwaway key; the development flag allows the default link and bounce domain
+            "TRIGGERLINE_TOKENS_KEY": secrets.token_urlsafe(48),
+            "TRIGGERLINE_TOKENS_DEVELOPMENT": "true",
         }
         started = time.monotonic()
         command = [sys.executable, "-m", "services.cli", "mailer"]

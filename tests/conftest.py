@@ -24,6 +24,9 @@ from services.common.settings import KafkaSettings
 from services.common.topics import TopicSpec
 from tests.support.databases import migrated_postgres
 
+# Fixtures shared by several test packages, kept as plain modules rather than imported conftests.
+pytest_plugins = ["tests.support.feedback_service", "tests.support.mailer_world"]
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
 

@@ -15,10 +15,6 @@ from dataclasses import dataclass, field
 from bench.pipeline.records import Journey, SinkMail
 from services.simulator.population import shopper
 
-# Outcomes that mean "an email went to the SMTP server": `unknown` is a message the server kept
-# while the connection dropped before its reply (the sink journals it as dropped).
-MAILED = ("sent", "unknown:smtp_unknown")
-
 
 @dataclass(frozen=True)
 class Reconciliation:

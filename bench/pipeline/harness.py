@@ -244,9 +244,6 @@ class Pipeline:
         )
         answer.raise_for_status()
 
-    def clear_sink_faults(self) -> None:
-        requests.delete(self._sink("/faults"), timeout=10).raise_for_status()
-
     def wait_delivered(self, count: int, deadline: float, settle: float = 0.0) -> int:
         """Wait until the sink accepted `count` messages in all (or the deadline); then wait
         `settle` more seconds so a duplicate would arrive too. Returns the count."""

@@ -6,10 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-from services.common.settings import parse_duration, settings_config
+from services.common.settings import Duration, settings_config
 
 
 class AuthSettings(BaseSettings):
@@ -58,22 +58,22 @@ class AuthSettings(BaseSettings):
         "ent_analytics_bulk_ingest_sdk",
         description="Metascopes claimed in the JWT, comma-separated (names or full URLs).",
     )
-    jwt_expiry: timedelta = Field(
+    jwt_expiry: Duration = Field(
         timedelta(minutes=5), description="How far ahead each JWT assertion's `exp` is."
     )
     refresh_share: float = Field(
         0.8, gt=0, le=1, description="Share of a token's lifetime after which it is refreshed."
     )
-    retry_initial: timedelta = Field(
+    retry_initial: Duration = Field(
         timedelta(seconds=1), description="First back-off after a failed IMS call."
     )
-    retry_max: timedelta = Field(
+    retry_max: Duration = Field(
         timedelta(seconds=60), description="Longest back-off between IMS retries."
     )
-    ims_timeout: timedelta = Field(
+    ims_timeout: Duration = Field(
         timedelta(seconds=10), description="Timeout of one IMS call (connect and read)."
     )
-    none_token_lifetime: timedelta = Field(
+    none_token_lifetime: Duration = Field(
         timedelta(hours=1), description="Lifetime of the placeholder token of mode `none`."
     )
     clients: SecretStr = Field(
@@ -84,15 +84,3 @@ class AuthSettings(BaseSettings):
     clients_file: Path | None = Field(
         None, description="File of `<name>:<secret>` lines, one client per line."
     )
-
-    @field_validator(
-        "jwt_expiry",
-        "retry_initial",
-        "retry_max",
-        "ims_timeout",
-        "none_token_lifetime",
-        mode="before",
-    )
-    @classmethod
-    def _duration(cls, value: object) -> timedelta:
-        return parse_duration(value)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,6 +67,22 @@ def make_consumer(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
+    }
+    return Consumer(_merge(settings, overrides, base))
+
+
+def make_reader(
+    settings: KafkaSettings, client_id: str, overrides: Mapping[str, Any] | None = None
+) -> Consumer:
+    """A consumer that reads partitions it assigns itself and never commits: for pointers,
+    tallies and lag probes. Its group id is throwaway (librdkafka requires one); committed
+    data only, for the same reason as `make_consumer`."""
+    base: dict[str, Any] = {
+        "group.id": f"{client_id}-{uuid.uuid4().hex[:8]}",
+        "client.id": client_id,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
     }
     return Consumer(_merge(settings, overrides, base))
 

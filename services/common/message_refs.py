@@ -12,10 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, delete, insert, select
-from sqlalchemy.exc import OperationalError
 
+from services.common.db.outages import database_outage
 from services.common.db.tables import message_refs
-from services.common.errors import TransientFailure
 from services.common.unsubscribe_token import new_ref
 
 _FIND = select(message_refs).where(message_refs.c.ref == bindparam("b_ref"))
@@ -72,18 +71,12 @@ class MessageRefStore:
         """Insert the rows in one statement. Refs are random, so no row ever conflicts."""
         if not refs:
             return
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(insert(message_refs), [asdict(ref) for ref in refs])
-        except OperationalError as exc:
-            raise TransientFailure(f"message refs database unavailable: {exc.orig}") from exc
+        with database_outage("message refs"), self._engine.begin() as conn:
+            conn.execute(insert(message_refs), [asdict(ref) for ref in refs])
 
     def find(self, ref: str) -> MessageRef | None:
-        try:
-            with self._engine.connect() as conn:
-                row = conn.execute(_FIND, {"b_ref": ref}).mappings().one_or_none()
-        except OperationalError as exc:
-            raise TransientFailure(f"message refs database unavailable: {exc.orig}") from exc
+        with database_outage("message refs"), self._engine.connect() as conn:
+            row = conn.execute(_FIND, {"b_ref": ref}).mappings().one_or_none()
         if row is None:
             return None
         values = dict(row)
@@ -95,9 +88,6 @@ class MessageRefStore:
     def prune(self, now: datetime, limit: int = 10_000) -> int:
         """Delete up to `limit` rows whose tokens have all expired; how many went."""
         doomed = select(message_refs.c.ref).where(message_refs.c.expires_at < now).limit(limit)
-        try:
-            with self._engine.begin() as conn:
-                result = conn.execute(delete(message_refs).where(message_refs.c.ref.in_(doomed)))
-        except OperationalError as exc:
-            raise TransientFailure(f"message refs database unavailable: {exc.orig}") from exc
+        with database_outage("message refs"), self._engine.begin() as conn:
+            result = conn.execute(delete(message_refs).where(message_refs.c.ref.in_(doomed)))
         return int(result.rowcount or 0)

@@ -28,10 +28,9 @@ from pydantic import (
 
 from services.common.errors import ConfigurationError
 from services.common.identity import IdentityPrecedence
-from services.common.settings import parse_duration
+from services.common.settings import Duration
 from services.common.topics import TOPICS
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 ALL_TRIGGERS = "*"
 # What every template sees besides the declared variables (`template_context` in the mailer), so
 # no variable may take one of these names.

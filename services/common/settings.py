@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.errors import ConfigurationError
@@ -53,6 +53,10 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
         raise ValueError(f"{text!r} is not a duration; write e.g. 30s, 5m, 24h or 2d")
     value, unit = match.groups()
     return timedelta(seconds=float(value) * _UNITS[unit or "s"])
+
+
+# The one duration type of every setting and routing-file field: `30s`, `5m`, `2d` or seconds.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 def settings_config(part: str) -> SettingsConfigDict:

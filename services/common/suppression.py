@@ -4,9 +4,7 @@ one definition for every service that reads or writes the `suppressions` table."
 from __future__ import annotations
 
 import enum
-from typing import Final, Literal
-
-SuppressionReason = Literal["unsubscribed", "hard_bounce", "complaint", "manual"]
+from typing import Final
 
 UNSUBSCRIBED: Final = "unsubscribed"
 HARD_BOUNCE: Final = "hard_bounce"

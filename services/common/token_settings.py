@@ -11,17 +11,14 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from services.common.errors import ConfigurationError
-from services.common.settings import parse_duration, settings_config
+from services.common.settings import Duration, settings_config
 from services.common.unsubscribe_token import KeyRing, SigningKey
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 # Published in this repository (and the mailer's former default): anyone can sign with it.
 DEVELOPMENT_KEY = "local-development-only"
@@ -119,7 +116,7 @@ def insecure_token_settings(settings: TokenSettings) -> list[str]:
             "exist; give the public HTTPS address of the feedback service"
         )
     elif url.scheme != "https":
-        where = "this machine" if _is_loopback(host) else host
+        where = "this machine" if is_loopback(host) else host
         problems.append(
             f"TRIGGERLINE_TOKENS_UNSUBSCRIBE_URL is {url.scheme or 'not a'} URL on {where}; "
             "RFC 8058 one-click unsubscribe needs https://"
@@ -150,7 +147,8 @@ def _is_invalid_name(host: str) -> bool:
     return not host or host == "invalid" or host.endswith(".invalid")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """`localhost` names and loopback addresses."""
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, delete, insert
-from sqlalchemy.exc import OperationalError
 
+from services.common.db.outages import database_outage
 from services.common.db.tables import feedback_dead_letters
 from services.common.dlq import DEAD_LETTER_MAX_VALUE
-from services.common.errors import TransientFailure
 
 
 @dataclass(frozen=True)
@@ -52,19 +51,13 @@ class DeadLetterStore:
             "sha256": hashlib.sha256(letter.content).hexdigest(),
             "content": letter.content[:DEAD_LETTER_MAX_VALUE],
         }
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(insert(feedback_dead_letters).values(**values))
-        except OperationalError as exc:
-            raise TransientFailure(f"dead-letter database unavailable: {exc.orig}") from exc
+        with database_outage("dead-letter"), self._engine.begin() as conn:
+            conn.execute(insert(feedback_dead_letters).values(**values))
 
     def prune(self, before: datetime) -> int:
         """Delete dead letters received before `before`; how many went."""
         statement = delete(feedback_dead_letters).where(
             feedback_dead_letters.c.received_at < before
         )
-        try:
-            with self._engine.begin() as conn:
-                return int(conn.execute(statement).rowcount or 0)
-        except OperationalError as exc:
-            raise TransientFailure(f"dead-letter database unavailable: {exc.orig}") from exc
+        with database_outage("dead-letter"), self._engine.begin() as conn:
+            return int(conn.execute(statement).rowcount or 0)

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
 from services.common.settings import (
     DatabaseSettings,
+    Duration,
     KafkaSettings,
     LogSettings,
     load,
-    parse_duration,
     settings_config,
 )
 from services.common.token_settings import DEVELOPMENT_KEY, TokenSettings, insecure_token_settings
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 class FeedbackSettings(BaseSettings):

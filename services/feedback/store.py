@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
+from services.common.db.outages import database_outage
 from services.common.db.tables import feedback_events, profiles, suppressions
 from services.common.errors import TransientFailure
 from services.common.models import Outcome
@@ -88,22 +89,16 @@ class FeedbackStore:
         self._engine = engine
 
     def suppression_reason(self, address: str) -> str | None:
-        try:
-            with self._engine.connect() as conn:
-                reason = conn.execute(
-                    _REASON, {"b_email": suppression_key(address)}
-                ).scalar_one_or_none()
-        except OperationalError as exc:
-            raise TransientFailure(f"suppression database unavailable: {exc.orig}") from exc
+        with database_outage("suppression"), self._engine.connect() as conn:
+            reason = conn.execute(
+                _REASON, {"b_email": suppression_key(address)}
+            ).scalar_one_or_none()
         return None if reason is None else str(reason)
 
     def profile_email(self, profile_id: str) -> str | None:
         """The address of a profile (old-format tokens name the profile, not the email)."""
-        try:
-            with self._engine.connect() as conn:
-                email = conn.execute(_PROFILE_EMAIL, {"b_id": profile_id}).scalar_one_or_none()
-        except OperationalError as exc:
-            raise TransientFailure(f"profile database unavailable: {exc.orig}") from exc
+        with database_outage("profile"), self._engine.connect() as conn:
+            email = conn.execute(_PROFILE_EMAIL, {"b_id": profile_id}).scalar_one_or_none()
         return None if email is None else str(email)
 
     def record(
@@ -114,15 +109,14 @@ class FeedbackStore:
         For a soft bounce, `soft` says how to count: when this one reaches the limit, the
         address is suppressed as a hard bounce in the same transaction.
         """
-        for attempt in range(_ATTEMPTS):
-            try:
-                with self._engine.begin() as conn:
-                    return self._record(conn, event, now, soft)
-            except (IntegrityError, _Conflict):
-                if attempt == _ATTEMPTS - 1:
-                    raise TransientFailure("suppression row kept changing; try again") from None
-            except OperationalError as exc:
-                raise TransientFailure(f"feedback database unavailable: {exc.orig}") from exc
+        with database_outage("feedback"):
+            for attempt in range(_ATTEMPTS):
+                try:
+                    with self._engine.begin() as conn:
+                        return self._record(conn, event, now, soft)
+                except (IntegrityError, _Conflict):
+                    if attempt == _ATTEMPTS - 1:
+                        raise TransientFailure("suppression row kept changing; try again") from None
         raise AssertionError("unreachable")
 
     def _record(
@@ -164,11 +158,8 @@ class FeedbackStore:
             .order_by(feedback_events.c.at)
             .limit(limit)
         )
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query).all()
-        except OperationalError as exc:
-            raise TransientFailure(f"feedback database unavailable: {exc.orig}") from exc
+        with database_outage("feedback"), self._engine.connect() as conn:
+            rows = conn.execute(query).all()
         return [((ref, kind), _outcome_from_json(text)) for ref, kind, text in rows]
 
     def mark_published(self, keys: Sequence[EventKey], now: datetime) -> None:
@@ -183,11 +174,8 @@ class FeedbackStore:
             .values(published_at=bindparam("b_at"))
         )
         params = [{"b_ref": ref, "b_kind": kind, "b_at": now} for ref, kind in keys]
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(statement, params)
-        except OperationalError as exc:
-            raise TransientFailure(f"feedback database unavailable: {exc.orig}") from exc
+        with database_outage("feedback"), self._engine.begin() as conn:
+            conn.execute(statement, params)
 
     def prune(self, before: datetime) -> int:
         """Delete published events recorded before `before`; how many went.
@@ -196,11 +184,8 @@ class FeedbackStore:
         statement = delete(feedback_events).where(
             feedback_events.c.at < before, feedback_events.c.published_at.is_not(None)
         )
-        try:
-            with self._engine.begin() as conn:
-                return int(conn.execute(statement).rowcount or 0)
-        except OperationalError as exc:
-            raise TransientFailure(f"feedback database unavailable: {exc.orig}") from exc
+        with database_outage("feedback"), self._engine.begin() as conn:
+            return int(conn.execute(statement).rowcount or 0)
 
 
 def _suppress(

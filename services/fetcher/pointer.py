@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from services.common.errors import TransientFailure
+from services.common.kafka import make_reader
 from services.common.settings import KafkaSettings
 from services.common.topics import TOPICS
 from services.fetcher.rules.cursor import Cursor
@@ -28,15 +28,9 @@ def load_pointers(
     settings: KafkaSettings, consumer: str, topic: str, timeout: float = 30.0
 ) -> dict[int, Cursor]:
     """Read the committed pointer of (consumer, topic): upstream partition -> its cursor."""
-    reader = Consumer(
-        {
-            **settings.client_config(),
-            "group.id": f"triggerline-pointer-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            # Only pointers whose messages were committed count.
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
+    # committed data only (make_reader): only pointers whose messages were committed count
+    reader = make_reader(
+        settings, "triggerline-pointer-reader", overrides={"enable.partition.eof": True}
     )
     try:
         return _read_all(reader, consumer, topic, timeout)

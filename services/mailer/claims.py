@@ -15,11 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.exc import OperationalError
 
 from services.common.db.chunks import in_chunks
+from services.common.db.outages import database_outage
 from services.common.db.tables import deliveries
-from services.common.errors import TransientFailure
 from services.common.models import EmailRequest
 from services.mailer.claim_statements import ROWS, TAKEOVER, finish_statement, insert_statement
 from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
@@ -63,26 +62,23 @@ class ClaimStore:
         for request in requests:
             first.setdefault(request.idempotency_key, request)
         claims: dict[str, Claim] = {}
-        try:
-            with self._engine.begin() as conn:
-                # Keys in sorted order: two instances inserting overlapping batches then wait
-                # on each other in the same order, never in a cycle (a PostgreSQL deadlock).
-                ordered = [first[key] for key in sorted(first)]
-                inserted = _insert_many(conn, ordered, DeliveryStatus.PENDING, now, self._instance)
-                for key in inserted:
-                    claims[key] = Claim(ClaimState.CLAIMED, DeliveryStatus.PENDING, 1)
-                known = [key for key in sorted(first) if key not in inserted]
-                taken: dict[str, int] = {}
-                rows: dict[str, Any] = {}
-                stale = now - self._timeout
-                for chunk in in_chunks(known):
-                    params = {"b_keys": chunk, "b_now": now, "b_stale": stale}
-                    takeover = conn.execute(TAKEOVER, {**params, "b_instance": self._instance})
-                    taken.update((row.idempotency_key, row.attempts) for row in takeover)
-                    for row in conn.execute(ROWS, {"b_keys": chunk}):
-                        rows[row.idempotency_key] = row
-        except OperationalError as exc:
-            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        with database_outage("claim"), self._engine.begin() as conn:
+            # Keys in sorted order: two instances inserting overlapping batches then wait
+            # on each other in the same order, never in a cycle (a PostgreSQL deadlock).
+            ordered = [first[key] for key in sorted(first)]
+            inserted = _insert_many(conn, ordered, DeliveryStatus.PENDING, now, self._instance)
+            for key in inserted:
+                claims[key] = Claim(ClaimState.CLAIMED, DeliveryStatus.PENDING, 1)
+            known = [key for key in sorted(first) if key not in inserted]
+            taken: dict[str, int] = {}
+            rows: dict[str, Any] = {}
+            stale = now - self._timeout
+            for chunk in in_chunks(known):
+                params = {"b_keys": chunk, "b_now": now, "b_stale": stale}
+                takeover = conn.execute(TAKEOVER, {**params, "b_instance": self._instance})
+                taken.update((row.idempotency_key, row.attempts) for row in takeover)
+                for row in conn.execute(ROWS, {"b_keys": chunk}):
+                    rows[row.idempotency_key] = row
         for key in known:
             row = rows[key]
             status = DeliveryStatus(row.status)
@@ -118,17 +114,14 @@ class ClaimStore:
         Returns the existing row's state instead when the key is already known, so a replayed
         request that was sent long ago is reported as sent, not as expired.
         """
-        try:
-            with self._engine.begin() as conn:
-                if _insert_many(conn, [request], status, now, None, error):
-                    return Claim(ClaimState.SETTLED, status, 0)
-                row = conn.execute(
-                    select(
-                        deliveries.c.status, deliveries.c.attempts, deliveries.c.smtp_message_id
-                    ).where(deliveries.c.idempotency_key == request.idempotency_key)
-                ).one()
-        except OperationalError as exc:
-            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        with database_outage("claim"), self._engine.begin() as conn:
+            if _insert_many(conn, [request], status, now, None, error):
+                return Claim(ClaimState.SETTLED, status, 0)
+            row = conn.execute(
+                select(
+                    deliveries.c.status, deliveries.c.attempts, deliveries.c.smtp_message_id
+                ).where(deliveries.c.idempotency_key == request.idempotency_key)
+            ).one()
         existing = DeliveryStatus(row.status)
         if existing is DeliveryStatus.PENDING:
             # Never sent by anyone who could still send it: settle it now.
@@ -151,11 +144,8 @@ class ClaimStore:
             }
             for key, smtp_message_id, now in sent
         ]
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(finish_statement(("smtp_message_id",), False), params)
-        except OperationalError as exc:
-            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        with database_outage("claim"), self._engine.begin() as conn:
+            conn.execute(finish_statement(("smtp_message_id",), False), params)
 
     def mark_failed(self, key: str, error: str, now: datetime) -> None:
         self._finish(key, DeliveryStatus.FAILED, now, error=error)
@@ -195,18 +185,12 @@ class ClaimStore:
             params["b_error"] = error[:2000]
             fields.append("error")
         statement = finish_statement(tuple(fields), only_pending)
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(statement, params)
-        except OperationalError as exc:
-            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        with database_outage("claim"), self._engine.begin() as conn:
+            conn.execute(statement, params)
 
     def _execute(self, statement: object) -> None:
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(statement)  # type: ignore[call-overload]
-        except OperationalError as exc:
-            raise TransientFailure(f"claim database unavailable: {exc.orig}") from exc
+        with database_outage("claim"), self._engine.begin() as conn:
+            conn.execute(statement)  # type: ignore[call-overload]
 
 
 def _insert_many(

@@ -2,9 +2,10 @@
 
 A request's path: `rules.verdict` on what needs no database (campaign, validity, notBefore);
 the poll's suppression entries in one read, and `verdict` again; the poll's claims in one
-statement, and `verdict` again; the claimed ones composed and handed to the SMTP pool together
-(`Handing`), where `rules.handover` decides each transaction's end. `Rows` writes what a verdict
-says to the database. No Kafka here: the loop stores offsets only after publishing the reports.
+statement, and `verdict` again; the claimed ones composed, their `message_refs` rows saved, and
+handed to the SMTP pool together (`Handing`), where `rules.handover` decides each transaction's
+end. `Rows` writes what a verdict says to the database. No Kafka here: the loop stores offsets
+only after publishing the reports.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from datetime import datetime
 
 from services.common.models import EmailRequest
 from services.mailer.campaigns import CampaignCatalog
-from services.mailer.composer import Composer, UnsubscribeOptions
-from services.mailer.handing import Handing, MessagePool
+from services.mailer.composer import Composer, RecipientTokens
+from services.mailer.handing import Handing, MessagePool, RefRecorder
 from services.mailer.rows import ClaimRows, Rows, SuppressionList
 from services.mailer.rules.report import Report
 from services.mailer.rules.retry import RetryTopic
@@ -36,8 +37,9 @@ class Delivery:
         claims: ClaimRows,
         suppressions: SuppressionList,
         pool: MessagePool,
+        refs: RefRecorder,
         retries: Sequence[RetryTopic],
-        unsubscribe: UnsubscribeOptions,
+        tokens: RecipientTokens,
         message_id_domain: str = "",
         clock: Callable[[], datetime],
     ) -> None:
@@ -45,8 +47,8 @@ class Delivery:
         self._rows = Rows(claims, suppressions)
         self._retries = tuple(retries)
         self._clock = clock
-        composer = Composer(unsubscribe, message_id_domain)
-        self._handing = Handing(composer, pool, self._rows, self._retries, clock)
+        composer = Composer(tokens, message_id_domain)
+        self._handing = Handing(composer, pool, refs, self._rows, self._retries, clock)
 
     def handle_many(self, requests: Sequence[EmailRequest]) -> list[Report]:
         """One report per request, in order; a failure of one request's step is its own.

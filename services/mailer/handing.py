@@ -1,4 +1,9 @@
-"""A poll's claimed requests through SMTP: compose, hand over at once, record each end.
+"""A poll's claimed requests through SMTP: compose, save their refs, hand over at once, record
+each end.
+
+The poll's `message_refs` rows are saved in one statement before any of its emails leaves, so
+every unsubscribe link and return path out there names a row; if that write fails, the whole
+poll is held and nothing is sent.
 
 `sent` rows are saved in groups as replies come in, each at most `MARK_DELAY_S` after its
 reply (or once `MARK_BATCH` wait): a crash leaves pending only the claims of messages the server
@@ -16,6 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.common.errors import InvalidInput
+from services.common.message_refs import MessageRef
 from services.mailer import metrics
 from services.mailer.claims import SentRow
 from services.mailer.composer import Composer
@@ -30,6 +36,12 @@ log = logging.getLogger(__name__)
 
 MARK_DELAY_S = 0.02
 MARK_BATCH = 100
+
+
+class RefRecorder(Protocol):
+    """Saves the refs recipient tokens name (`MessageRefStore`)."""
+
+    def record_many(self, refs: Sequence[MessageRef]) -> None: ...
 
 
 class MessagePool(Protocol):
@@ -47,12 +59,14 @@ class Handing:
         self,
         composer: Composer,
         pool: MessagePool,
+        refs: RefRecorder,
         rows: Rows,
         retries: Sequence[RetryTopic],
         clock: Callable[[], datetime],
     ) -> None:
         self._composer = composer
         self._pool = pool
+        self._refs = refs
         self._rows = rows
         self._retries = tuple(retries)
         self._clock = clock
@@ -67,6 +81,11 @@ class Handing:
                 if envelope is not None:
                     envelopes.append(envelope)
                     ready.append(slot)
+        if ready:
+            with Guarded(ready):  # an outage holds the whole poll: no email without its row
+                self._refs.record_many([slot.composed.ref for slot in ready if slot.composed])
+            if ready[0].report is not None:
+                return
         marks: list[tuple[Slot, SentRow]] = []
         oldest = 0.0
         for handed in self._pool.send_many(envelopes, idle=MARK_DELAY_S):
@@ -86,20 +105,20 @@ class Handing:
         request, campaign, templates = slot.request, slot.campaign, slot.templates
         assert campaign is not None and templates is not None
         try:
-            slot.message = self._composer.compose(request, campaign, templates, now)
+            slot.composed = self._composer.compose(request, campaign, templates, now)
         except InvalidInput as exc:
             log.warning(
                 "cannot send %s (campaign %s): %s", request.idempotency_key, request.campaign, exc
             )
             slot.finish(self._rows.settle(request, refused(request, exc, now), now))
             return None
-        return self._composer.envelope(request, slot.message, campaign.sender)
+        return self._composer.envelope(request, slot.composed)
 
     def _ended(self, slot: Slot, handed: Handed, marks: list[tuple[Slot, SentRow]]) -> None:
         metrics.SEND_SECONDS.observe(handed.seconds)
         send = slot.waits_for
-        assert isinstance(send, Send) and slot.message is not None
-        message_id = str(slot.message["Message-ID"])
+        assert isinstance(send, Send) and slot.composed is not None
+        message_id = str(slot.composed.message["Message-ID"])
         ended = Transaction(handed.error, handed.reply, message_id, send.attempts, send.deadline)
         with Guarded([slot]):
             now = self._clock()

@@ -16,13 +16,15 @@ from services.common.db.engine import make_engine, upgrade
 from services.common.health import HealthServer, Probes
 from services.common.kafka import ensure_topics, make_admin, make_consumer, make_producer
 from services.common.logsetup import configure_logging
+from services.common.message_refs import MessageRefStore
 from services.common.runtime import freeze_startup_heap
 from services.common.settings import unknown_variables
+from services.common.token_settings import insecure_token_settings, refuse_development_settings
 from services.common.topics import TOPICS
 from services.mailer import metrics
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.claims import ClaimStore
-from services.mailer.composer import UnsubscribeOptions
+from services.mailer.composer import RecipientTokens
 from services.mailer.delivery import Delivery
 from services.mailer.loop import LoopOptions, MailerLoop
 from services.mailer.publishing import Publisher
@@ -89,11 +91,8 @@ class Mailer:
             suppressions=SuppressionStore(engine),
             pool=pool,
             retries=retries,
-            unsubscribe=UnsubscribeOptions(
-                settings.unsubscribe_url,
-                settings.unsubscribe_secret.get_secret_value().encode(),
-                settings.unsubscribe_token_ttl,
-            ),
+            refs=MessageRefStore(engine),
+            tokens=RecipientTokens.of(config.tokens),
             message_id_domain=settings.message_id_domain,
             clock=now,
         )
@@ -152,6 +151,9 @@ def main(argv: list[str]) -> int:
     for name in unknown_variables([MailerSettings]):
         if name.startswith("TRIGGERLINE_MAILER_"):
             log.warning("%s is not a mailer setting; is it misspelt?", name)
+    tokens = config.tokens
+    for problem in refuse_development_settings(insecure_token_settings(tokens), tokens.development):
+        log.warning("development setting: %s", problem)
     probes = Probes()
     probes.not_ready("kafka", "starting")
     health = HealthServer(config.mailer.health_host, config.mailer.health_port, probes).start()

@@ -11,10 +11,11 @@ from email.header import Header
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from services.common.errors import InvalidInput
 from services.common.models import EmailRequest
+from services.common.token_settings import is_loopback
 from services.mailer.templates import Rendered
 
 # Deliberately narrower than RFC 5322: the dot-atom forms real mailboxes use, no quoted local
@@ -63,6 +64,16 @@ def message_id(idempotency_key: str, domain: str) -> str:
     """`<hex@domain>`, the same for every attempt of one key, so duplicates are detectable."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
     return f"<{digest}@{domain}>"
+
+
+def one_click_url(url: str) -> bool:
+    """Whether a List-Unsubscribe link may go out: https:// (RFC 8058), or http:// to this
+    machine, which only a development run can configure (`insecure_token_settings` refuses it
+    anywhere else at start-up)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    return parts.scheme == "http" and is_loopback(parts.hostname or "")
 
 
 def unsubscribe_link(base_url: str, token: str) -> str:
@@ -137,7 +148,7 @@ def build_message(
         ("X-Triggerline-Key", _encoded(header_text(request.idempotency_key, limit=128))),
     ]
     if unsubscribe is not None:
-        if not unsubscribe.url.startswith("https://"):
+        if not one_click_url(unsubscribe.url):
             raise InvalidInput("invalid_unsubscribe", "RFC 8058 one-click needs an https:// URL")
         list_name = header_text(request.campaign, limit=100)
         headers += [

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode
 
 from services.common.settings import (
     DatabaseSettings,
+    Duration,
     KafkaSettings,
     LogSettings,
     PipelineConfigSettings,
@@ -21,9 +22,8 @@ from services.common.settings import (
     parse_duration,
     settings_config,
 )
+from services.common.token_settings import TokenSettings
 from services.common.topics import RETRY_DELAYS, TOPICS
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 def _delays(value: Any) -> Any:
@@ -87,17 +87,6 @@ class MailerSettings(BaseSettings):
         description="Wait in each retry topic, in order (e.g. 30s,5m,30m); one per declared "
         "`emails.retry.*` topic at most.",
     )
-    unsubscribe_url: str = Field(
-        "https://triggerline.invalid/unsubscribe",
-        description="HTTPS base of the one-click List-Unsubscribe link of marketing campaigns.",
-    )
-    unsubscribe_secret: SecretStr = Field(
-        SecretStr("local-development-only"),
-        description="Key (secret) signing unsubscribe tokens; set it in every real deployment.",
-    )
-    unsubscribe_token_ttl: Duration = Field(
-        timedelta(days=60), description="How long an unsubscribe link keeps working."
-    )
     message_id_domain: str = Field(
         "", description="Right-hand side of Message-IDs; empty for the sender's domain."
     )
@@ -139,10 +128,12 @@ class MailerConfig:
     kafka: KafkaSettings
     database: DatabaseSettings
     pipeline: PipelineConfigSettings
+    tokens: TokenSettings
     log: LogSettings
 
 
 def load_config() -> MailerConfig:
     """Read the environment once; errors name the variable."""
     mailer, kafka, database = load(MailerSettings), load(KafkaSettings), load(DatabaseSettings)
-    return MailerConfig(mailer, kafka, database, load(PipelineConfigSettings), load(LogSettings))
+    pipeline, tokens = load(PipelineConfigSettings), load(TokenSettings)
+    return MailerConfig(mailer, kafka, database, pipeline, tokens, load(LogSettings))

@@ -10,7 +10,7 @@ from types import TracebackType
 from services.common.errors import TransientFailure
 from services.common.models import EmailRequest, utcnow
 from services.common.pipeline_config import Campaign
-from services.mailer.message import OutgoingMessage
+from services.mailer.composer import Composed
 from services.mailer.metrics import count
 from services.mailer.rules.claim import Claim
 from services.mailer.rules.report import Report, internal_error
@@ -30,7 +30,7 @@ class Slot:
     suppression: str | None | Unasked = UNASKED
     claim: Claim | Unasked = UNASKED
     waits_for: Need | Send | None = None
-    message: OutgoingMessage | None = None
+    composed: Composed | None = None
     report: Report | None = None
 
     def finish(self, report: Report) -> None:

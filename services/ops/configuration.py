@@ -47,7 +47,7 @@ COMMON_SETTINGS: tuple[type[BaseSettings], ...] = (
 SERVICE_PARTS = {
     "fetcher": ("KAFKA", "LOG", "PIPELINE", "FETCHER"),
     "processor": ("KAFKA", "DB", "LOG", "PIPELINE", "PROCESSOR"),
-    "mailer": ("KAFKA", "DB", "LOG", "PIPELINE", "MAILER"),
+    "mailer": ("KAFKA", "DB", "LOG", "PIPELINE", "TOKENS", "MAILER"),
     "auth": ("LOG", "AUTH"),
     "feedback": ("KAFKA", "DB", "LOG", "TOKENS", "FEEDBACK"),
 }

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
-from services.common.kafka import high_watermark
+from services.common.kafka import high_watermark, make_reader
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
 from services.common.settings import KafkaSettings
@@ -18,14 +17,7 @@ class OutcomeTally:
     """Reads `outcomes` from the offsets it found at creation; counts outcome labels."""
 
     def __init__(self, settings: KafkaSettings, topic: str | None = None) -> None:
-        self._consumer = Consumer(
-            {
-                **settings.client_config(),
-                "group.id": f"triggerline-tally-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
+        self._consumer = make_reader(settings, "triggerline-tally")
         name = topic or TOPICS.outcomes.name
         partitions = self._consumer.list_topics(name, timeout=30).topics[name].partitions
         starts = [

@@ -84,7 +84,6 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
     """Settings every child shares; secrets here are throwaway loopback credentials."""
     ims_client_secret = uuid.uuid4().hex
     fetcher_secret = uuid.uuid4().hex
-    link_secret = secrets.token_urlsafe(48)
     ports = {**DEFAULT_PORTS, **options.ports}
     unsubscribe_url = f"http://127.0.0.1:{ports['feedback']}/unsubscribe"
     return {
@@ -116,9 +115,6 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
         # mailer and sink
         "TRIGGERLINE_MAILER_SMTP_PORT": str(ports["smtp"]),
         "TRIGGERLINE_MAILER_HEALTH_PORT": str(ports["mailer"]),
-        # the mailer's current (first-format) links: the feedback service accepts them too
-        "TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET": link_secret,
-        **mailer_unsubscribe_link(unsubscribe_url),
         # recipient tokens, shared by the mailer and the feedback service: a throwaway key, and
         # the development allowance for a plain-http link on loopback and a local bounce domain
         "TRIGGERLINE_TOKENS_KEY": secrets.token_urlsafe(48),
@@ -129,20 +125,7 @@ def local_environment(options: StackOptions, run_id: str) -> dict[str, str]:
         "TRIGGERLINE_FEEDBACK_PORT": str(ports["feedback"]),
         "TRIGGERLINE_FEEDBACK_HEALTH_PORT": str(ports["feedback_health"]),
         "TRIGGERLINE_FEEDBACK_SMTP_PORT": str(ports["feedback_smtp"]),
-        "TRIGGERLINE_FEEDBACK_LEGACY_KEY": link_secret,
     }
-
-
-def mailer_unsubscribe_link(url: str) -> dict[str, str]:
-    """Point the mailer's List-Unsubscribe links at the local feedback service.
-
-    RFC 8058 one-click wants an https:// link, and the mailer refuses any other; it accepts the
-    loopback http:// link only once it has a development allowance (a `development` setting).
-    Until then its links keep their https default, so marketing email still goes out locally.
-    """
-    if "development" not in MailerSettings.model_fields:
-        return {}
-    return {"TRIGGERLINE_MAILER_UNSUBSCRIBE_URL": url, "TRIGGERLINE_MAILER_DEVELOPMENT": "true"}
 
 
 def topics_to_reset(

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Gauge
 
 from services.common.health import HealthServer, Probes
-from services.common.kafka import high_watermark, make_admin
+from services.common.kafka import high_watermark, make_admin, make_reader
 from services.common.settings import KafkaSettings, load
 from services.common.topics import TOPICS
 from services.ops.groups import STATUS_GROUP, service_groups
@@ -149,7 +149,7 @@ def serve(settings: KafkaSettings, groups: list[str], port: int, interval: float
 
     signal.signal(signal.SIGTERM, on_signal)
     admin = make_admin(settings)
-    probe = Consumer({**settings.client_config(), "group.id": STATUS_GROUP})
+    probe = make_reader(settings, "triggerline-status", overrides={"group.id": STATUS_GROUP})
     try:
         while not stop.is_set():
             try:
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
     if args.serve is not None:
         return serve(settings, groups, args.serve, args.interval)
     admin = make_admin(settings)
-    probe = Consumer({**settings.client_config(), "group.id": STATUS_GROUP})
+    probe = make_reader(settings, "triggerline-status", overrides={"group.id": STATUS_GROUP})
     try:
         while True:
             lags, dead = measure(admin, probe, groups)

@@ -27,6 +27,7 @@ from services.common.personalisation import LinkPolicy, MissingData, personalise
 from services.common.pipeline_config import TEMPLATE_NAMES, PipelineConfig, load_pipeline_config
 from services.common.serde import envelope_serde
 from services.common.settings import REPO_ROOT, DatabaseSettings, PipelineConfigSettings, load
+from services.common.token_settings import TokenSettings
 from services.mailer.campaigns import campaign_defaults
 from services.mailer.message import Unsubscribe, build_message, unsubscribe_link
 from services.mailer.settings import MailerSettings
@@ -117,13 +118,12 @@ def _composer(config_path: Path | None, templates_dir: Path | None) -> Composer:
     folders = {name: campaign.template for name, campaign in config.campaigns.items()}
     folder = templates_dir or where.templates_dir
     templates = TemplateSet(folder, folders, campaign_defaults(config))
-    mailer = load(MailerSettings)
     return Composer(
         config,
         templates,
         load(ProcessorSettings).allow_http_links,
-        mailer.unsubscribe_url,
-        mailer.message_id_domain,
+        load(TokenSettings).unsubscribe_url,
+        load(MailerSettings).message_id_domain,
         datetime.now(UTC),
     )
 

@@ -10,10 +10,10 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from services.common.pipeline_config import Duration
 from services.common.settings import (
     REPO_ROOT,
     DatabaseSettings,
+    Duration,
     KafkaSettings,
     LogSettings,
     PipelineConfigSettings,

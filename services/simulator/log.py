@@ -100,6 +100,3 @@ class TopicLog:
         so a CRLF-terminated line reaches the reader as upstream would send it."""
         flat = line.replace(b"\n", b" ")
         return self.partitions[partition].append(lambda _offset: flat, now_ms)
-
-    def high_offsets(self) -> dict[int, int]:
-        return {p: log.high for p, log in enumerate(self.partitions)}

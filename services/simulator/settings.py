@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
-from services.common.settings import parse_duration, settings_config
+from services.common.settings import Duration, settings_config
 
 
 class SimulatorSettings(BaseSettings):
@@ -23,7 +23,7 @@ class SimulatorSettings(BaseSettings):
     retention_messages: int = Field(
         100_000, ge=1, description="Envelopes kept per partition; older offsets are gone."
     )
-    retention_age: timedelta = Field(
+    retention_age: Duration = Field(
         timedelta(days=3), description="Age after which envelopes are gone (e.g. 3d, 90s)."
     )
     ims_org: str = Field(
@@ -48,10 +48,10 @@ class SimulatorSettings(BaseSettings):
     jwt_public_key_file: Path | None = Field(
         None, description="PEM public key (or certificate) that JWT assertions must verify against."
     )
-    oauth_token_lifetime: timedelta = Field(
+    oauth_token_lifetime: Duration = Field(
         timedelta(seconds=86399), description="Lifetime of client-credentials tokens."
     )
-    jwt_token_lifetime: timedelta = Field(
+    jwt_token_lifetime: Duration = Field(
         timedelta(seconds=86399.999), description="Lifetime of JWT-exchange tokens."
     )
     generate: bool = Field(
@@ -164,7 +164,7 @@ class SimulatorSettings(BaseSettings):
         description="Share of triggers with non-ASCII product names, search terms and page URL: "
         "RTL, emoji, combining marks (realistic: 0.03).",
     )
-    keepalive: timedelta = Field(
+    keepalive: Duration = Field(
         timedelta(seconds=15),
         description="Silence after which a stream sends a blank keep-alive line.",
     )
@@ -183,10 +183,3 @@ class SimulatorSettings(BaseSettings):
                 f"to {total:.3f}; they exclude one another, so lower them to a sum of at most 1"
             )
         return self
-
-    @field_validator(
-        "retention_age", "oauth_token_lifetime", "jwt_token_lifetime", "keepalive", mode="before"
-    )
-    @classmethod
-    def _duration(cls, value: object) -> timedelta:
-        return parse_duration(value)  # type: ignore[arg-type]

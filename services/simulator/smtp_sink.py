@@ -30,7 +30,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from typing import IO, Any, Literal
 
 from aiosmtpd.controller import Controller
@@ -228,7 +228,8 @@ class _Handler:
         path = None
         if self._maildir is not None:
             path = self._maildir / eml_name(number, message_id)
-            path.write_bytes(content)
+            # As a mailbox keeps it: the envelope sender (the VERP return path) on top
+            path.write_bytes(b"Return-Path: <" + mail_from.encode() + b">\r\n" + content)
         mail = ReceivedMail(
             mail_from=mail_from,
             rcpt_tos=tuple(recipients),
@@ -273,7 +274,7 @@ class _Authenticator:
         self._password = password.encode()
 
     def __call__(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+        self, server: SMTP, session: Session, envelope: Envelope, _mechanism: str, data: Any
     ) -> AuthResult:
         ok = (
             isinstance(data, LoginPassword)
@@ -352,12 +353,7 @@ class SmtpSink:
     def __enter__(self) -> SmtpSink:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def set_fault(self, recipient: str, fault: Fault) -> None:

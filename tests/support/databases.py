@@ -22,8 +22,9 @@ POSTGRES_SERVER = os.environ.get(
 
 
 @contextmanager
-def migrated_postgres(prefix: str = "test") -> Iterator[Engine]:
-    """A fresh database named `<prefix>_<random>`, migrated to head; dropped on exit.
+def migrated_postgres(prefix: str = "test", migrate: bool = True) -> Iterator[Engine]:
+    """A fresh database named `<prefix>_<random>`, migrated to head (or left empty); dropped
+    on exit.
 
     An unreachable server fails the test (never skips it) and says how to start one.
     """
@@ -43,7 +44,8 @@ def migrated_postgres(prefix: str = "test") -> Iterator[Engine]:
     url = make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(load(DatabaseSettings, {"url": SecretStr(url)}))
     try:
-        upgrade(engine)
+        if migrate:
+            upgrade(engine)
         yield engine
     finally:
         engine.dispose()

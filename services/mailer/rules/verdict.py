@@ -6,7 +6,8 @@ The checks run in this order; the first that settles the request wins:
    dead-lettered `failed:unknown_campaign` once every retry is spent);
 2. still valid on the wall clock (`expired:validity`), judged from the trigger's own time;
 3. due (`notBefore` passed; else it waits in the first delay topic, spending no attempt);
-4. not on the suppression list (`suppressed:<reason>`);
+4. not on the suppression list for this campaign's category (`suppressed:<reason>`; an
+   unsubscribe leaves transactional mail alone, `applies_to`);
 5. the idempotency key claimed by this instance: a key another live instance holds waits like
    an early request; a key settled before is reported as it stands (`already`), never resent.
 
@@ -24,6 +25,7 @@ from datetime import datetime
 from services.common.errors import InvalidInput, TransientFailure
 from services.common.models import EmailRequest, OutcomeStatus
 from services.common.pipeline_config import Campaign
+from services.common.suppression import applies_to
 from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
 from services.mailer.rules.report import Report, already, defer, outcome_for
 from services.mailer.rules.retry import (
@@ -110,7 +112,7 @@ def verdict(
         return Publish(defer(request, request.not_before, retries))
     if suppression is UNASKED:
         return Need.SUPPRESSION
-    if suppression is not None:
+    if suppression is not None and applies_to(suppression, campaign.category):
         suppressed = outcome_for(request, OutcomeStatus.SUPPRESSED, now, suppression)
         return Settle(DeliveryStatus.IGNORED, suppression, Report(suppressed))
     if claim is UNASKED:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common.suppression import applies_to
+
 Category = Literal["marketing", "transactional"]
 
 NO_CONSENT = "no_consent"
@@ -45,11 +47,12 @@ def suppression_reason(
 ) -> str | None:
     """Why the profile must not be mailed for this campaign, or None.
 
-    The suppression list (`unsubscribed`, `hard_bounce`, `complaint`, `manual`) applies to every
-    campaign, as in the mailer's own check. `email_consent` is the marketing opt-in, so a
-    transactional campaign (a receipt) does not need it.
+    A suppression stops the campaigns its reason covers (`applies_to`, the mailer's own rule):
+    an unsubscribe stops marketing mail, a bounce, a complaint or a manual entry stops all.
+    `email_consent` is the marketing opt-in, so a transactional campaign (a receipt) does not
+    need it.
     """
-    if suppressed_as:
+    if suppressed_as and applies_to(suppressed_as, category):
         return suppressed_as
     if category == "marketing" and not email_consent:
         return NO_CONSENT

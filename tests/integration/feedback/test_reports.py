@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from services.common.db.tables import feedback_dead_letters
 from services.common.models import OutcomeStatus
-from tests.integration.feedback.conftest import BOUNCE_DOMAIN, SOFT_BOUNCE_LIMIT, FeedbackUnderTest
 from tests.support.feedback_reports import arf, dsn, vacation_reply
+from tests.support.feedback_service import BOUNCE_DOMAIN, SOFT_BOUNCE_LIMIT, FeedbackUnderTest
 
 
 def _send(feedback: FeedbackUnderTest, rcpt: str, content: bytes, sender: str = "") -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from services.common.db.tables import feedback_events, profiles
 from services.common.models import Outcome, OutcomeStatus
 from services.common.unsubscribe_token import KeyRing, SigningKey, TokenPurpose, sign
-from tests.integration.feedback.conftest import FeedbackUnderTest
+from tests.support.feedback_service import FeedbackUnderTest
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

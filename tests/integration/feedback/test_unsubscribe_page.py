@@ -19,7 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from tests.integration.feedback.conftest import FeedbackUnderTest
+from tests.support.feedback_service import FeedbackUnderTest
 
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[3] / "docs" / "images" / "unsubscribe-page.png"
 

@@ -15,7 +15,7 @@ import pytest
 from services.common.models import OutcomeStatus
 from services.common.settings import REPO_ROOT
 from services.simulator.smtp_sink import Fault
-from tests.integration.mailer.conftest import Scenario, decode_outcome, outcome_for
+from tests.support.mailer_world import Scenario, decode_outcome, outcome_for
 
 pytestmark = pytest.mark.kafka
 
@@ -23,6 +23,7 @@ pytestmark = pytest.mark.kafka
 def start_mailer_process(scenario: Scenario, log_file: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **scenario.token_environment(),
         "TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS": scenario.kafka.bootstrap_servers,
         "TRIGGERLINE_DB_URL": scenario.db_url,
         "TRIGGERLINE_PIPELINE_CONFIG": str(scenario.pipeline_file),

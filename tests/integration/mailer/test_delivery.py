@@ -13,7 +13,7 @@ from services.common.kafka import header
 from services.common.models import OutcomeStatus
 from services.mailer.publishing import message_headers
 from services.simulator.smtp_sink import Fault, SmtpSink, free_port
-from tests.integration.mailer.conftest import Scenario, decode_outcome, outcome_for
+from tests.support.mailer_world import Scenario, decode_outcome, outcome_for
 
 pytestmark = pytest.mark.kafka
 
@@ -54,7 +54,13 @@ def test_one_personalised_email_per_request(scenario: Scenario) -> None:
         outcome = next(o for o in outcomes if o.idempotency_key == request.idempotency_key)
         assert outcome.detail["smtpMessageId"] == mail.message_id == parsed["Message-ID"]
         assert outcome.message_id == request.message_id and outcome.service == "mailer"
-        assert mail.path is not None and mail.path.read_bytes() == mail.content
+        assert mail.path is not None
+        assert (
+            mail.path.read_bytes() == f"Return-Path: <{mail.mail_from}>\r\n".encode() + mail.content
+        )
+        assert mail.mail_from.startswith("bounce+") and mail.mail_from.endswith(
+            "@bounces.example.com"
+        )
     assert set(delivery_rows(scenario).values()) == {("sent", 1)}
     # connections are pooled: far fewer sessions than messages
     assert scenario.sink.sessions <= 4

@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -255,6 +256,9 @@ def stack(
         "TRIGGERLINE_MAILER_TOPIC_REFRESH": "1s",
         "TRIGGERLINE_MAILER_POLL_TIMEOUT": "200ms",
         "TRIGGERLINE_MAILER_MIGRATE_ON_START": "false",
+        # a throwaway key; the development flag allows the default link and bounce domain
+        "TRIGGERLINE_TOKENS_KEY": secrets.token_urlsafe(48),
+        "TRIGGERLINE_TOKENS_DEVELOPMENT": "true",
     }
     producer = Producer(
         {"bootstrap.servers": kafka_settings.bootstrap_servers, "enable.idempotence": True}

@@ -25,11 +25,11 @@ from services.simulator.catalog import BROWSE_ABANDONMENT, CART_ABANDONMENT, SEA
 from services.simulator.population import Shopper
 from services.simulator.smtp_sink import ReceivedMail
 from tests.conftest import Consumed
-from tests.integration.mailer.conftest import Scenario, scenario  # noqa: F401  (fixture)
 from tests.integration.processor.conftest import RunningProcessor, extra_shoppers
 from tests.integration.processor.records import as_outcomes, outcomes_for, produce
 from tests.integration.processor.test_policies import execute
 from tests.integration.processor.triggers import Built, adobe_envelope, build
+from tests.support.mailer_world import Scenario
 
 pytestmark = pytest.mark.kafka
 
@@ -147,7 +147,7 @@ def mails_by_recipient(world: Scenario, count: int) -> dict[str, ReceivedMail]:
 
 
 def test_missing_data_degrades_or_skips_and_hostile_values_never_reach_the_shopper(
-    scenario: Scenario,  # noqa: F811
+    scenario: Scenario,
     processor_factory: Callable[..., RunningProcessor],
     producer: Producer,
     consume_until: Callable[..., Consumed],
@@ -222,7 +222,7 @@ def test_missing_data_degrades_or_skips_and_hostile_values_never_reach_the_shopp
 
 
 def test_a_future_dated_trigger_is_not_mailed_and_leaves_the_history_intact(
-    scenario: Scenario,  # noqa: F811
+    scenario: Scenario,
     processor_factory: Callable[..., RunningProcessor],
     producer: Producer,
     consume_until: Callable[..., Consumed],

@@ -155,11 +155,13 @@ def test_validity_consent_and_suppression_list(
     backlog_edge = trigger(fresh, CART_ABANDONMENT.trigger_id, now - timedelta(minutes=50))
     refused = trigger(no_consent, CART_ABANDONMENT.trigger_id)
     receipt = trigger(no_consent, RECEIPT)  # transactional: no marketing consent needed
-    listed = trigger(unsubscribed, RECEIPT)  # the suppression list applies to every campaign
-    ids = send(producer, stale, backlog_edge, refused, receipt, listed)
+    listed = trigger(unsubscribed, CART_ABANDONMENT.trigger_id)  # marketing: suppressed
+    still_receipts = trigger(unsubscribed, RECEIPT)  # an unsubscribe leaves receipts alone
+    ids = send(producer, stale, backlog_edge, refused, receipt, listed, still_receipts)
 
-    requests, outcomes = results(consume_until, ids, 2, 3)
-    assert set(requests) == {backlog_edge.message_id, receipt.message_id}, running.log_tail()
+    requests, outcomes = results(consume_until, ids, 3, 3)
+    emailed = {backlog_edge.message_id, receipt.message_id, still_receipts.message_id}
+    assert set(requests) == emailed, running.log_tail()
     assert outcomes == {
         stale.message_id: (OutcomeStatus.EXPIRED, "stale_trigger"),
         refused.message_id: (OutcomeStatus.SUPPRESSED, "no_consent"),

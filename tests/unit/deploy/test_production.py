@@ -59,8 +59,6 @@ def test_rules_refuse_loopback_invalid_names_and_development_keys() -> None:
         "TRIGGERLINE_AUTH_IMS_ORG",
         "TRIGGERLINE_MAILER_SMTP_HOST",
         "TRIGGERLINE_MAILER_SMTP_PORT",
-        "TRIGGERLINE_MAILER_UNSUBSCRIBE_URL",
-        "TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET",
         "TRIGGERLINE_TOKENS_KEY",
         "TRIGGERLINE_TOKENS_UNSUBSCRIBE_URL",
         "TRIGGERLINE_TOKENS_BOUNCE_DOMAIN",
@@ -164,7 +162,6 @@ def test_config_check_production_accepts_the_production_overlay(
         "TRIGGERLINE_PIPELINE_CONFIG": str(path),
         "TRIGGERLINE_PIPELINE_TEMPLATES_DIR": str(DEFAULT_PIPELINE_CONFIG.parent / "templates"),
         "TRIGGERLINE_DB_URL": "postgresql+psycopg://app:pw@db.example.com/triggerline",
-        "TRIGGERLINE_MAILER_UNSUBSCRIBE_SECRET": "a-real-key",
         "TRIGGERLINE_TOKENS_KEY": "a-real-key-longer-than-the-32-characters-required",
     }
     for variable, value in values.items():

@@ -131,6 +131,17 @@ def test_suppressions_ignore_case_and_keep_the_first_reason(engine: Engine) -> N
     assert store.reason(" ANN@example.com") == "hard_bounce"
 
 
+def test_a_hard_bounce_widens_an_unsubscribe_and_nothing_narrows_it(engine: Engine) -> None:
+    """An unsubscribe stops marketing mail only; the mailer's hard bounce must stop all."""
+    store = SuppressionStore(engine)
+    assert store.add("bob@example.com", "unsubscribed", "feedback", NOW)
+    assert store.add("BOB@example.com", "hard_bounce", "mailer: 550 5.1.1", NOW)
+    assert store.reason("bob@example.com") == "hard_bounce"
+    assert not store.add("bob@example.com", "unsubscribed", "feedback", NOW)
+    assert not store.add("bob@example.com", "hard_bounce", "mailer: again", NOW)
+    assert store.reason("bob@example.com") == "hard_bounce"
+
+
 def test_a_batch_claim_decides_every_key_on_its_own_row(engine: Engine) -> None:
     a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
     b.claim(request(idempotency_key="held"), NOW)

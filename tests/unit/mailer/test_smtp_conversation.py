@@ -12,9 +12,6 @@ from services.mailer.smtp.envelope import Envelope
 from services.mailer.smtp.replies import ConnectionLost, ReplyParser
 
 ENVELOPE = Envelope("<shop@example.com>", "<ann@example.com>", b"Subject: hi\r\n\r\nhi\r\n.\r\n")
-MAIL = b"MAIL FROM:<shop@example.com>\r\n"
-RCPT = b"RCPT TO:<ann@example.com>\r\n"
-GROUP = MAIL + RCPT + b"DATA\r\n"
 
 
 def said(turn: Turn) -> list[str]:

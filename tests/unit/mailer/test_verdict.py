@@ -31,6 +31,9 @@ RETRIES = (
     RetryTopic("emails.retry.5m", timedelta(minutes=5)),
 )
 CART = Campaign.model_validate({"template": "cart_abandonment", "validity": "2h"})
+RECEIPT = Campaign.model_validate(
+    {"template": "cart_abandonment", "validity": "2h", "category": "transactional"}
+)
 PENDING = DeliveryStatus.PENDING
 CLAIMED = Claim(ClaimState.CLAIMED, PENDING, 2)
 BUSY_LONG = Claim(ClaimState.BUSY, PENDING, 1, held_until=NOW + timedelta(hours=1))
@@ -77,6 +80,9 @@ ROWS: dict[str, Row] = {
     "suppression not read yet": ({}, CART, UNASKED, UNASKED, "need suppression"),
     "suppressed": ({}, CART, "unsubscribed", UNASKED, "settle ignored -> suppressed:unsubscribed"),
     "not claimed yet": ({}, CART, None, UNASKED, "need claim"),
+    # an unsubscribe is from marketing mail; a bounce says the address itself is bad
+    "unsubscribed, transactional": ({}, RECEIPT, "unsubscribed", UNASKED, "need claim"),
+    "hard bounce, transactional": ({}, RECEIPT, "hard_bounce", UNASKED, SUPPRESS),
     "held by another instance": ({}, CART, None, BUSY_LONG, WAIT),
     "held, soon stale": ({}, CART, None, BUSY_SHORT, WAIT),
     "sent before": ({}, CART, None, SENT_BEFORE, "publish sent"),

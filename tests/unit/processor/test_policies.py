@@ -55,6 +55,11 @@ def test_suppression_list_beats_everything_and_consent_gates_marketing_only() ->
     assert suppression_reason("marketing", True, None) is None
     assert suppression_reason("marketing", False, None) == NO_CONSENT
     assert suppression_reason("transactional", False, None) is None
+    # an unsubscribe stops marketing only; a bounce or a complaint stops every campaign
+    assert suppression_reason("marketing", True, "unsubscribed") == "unsubscribed"
+    assert suppression_reason("transactional", True, "unsubscribed") is None
+    assert suppression_reason("transactional", False, "hard_bounce") == "hard_bounce"
+    assert suppression_reason("transactional", True, "complaint") == "complaint"
     assert suppression_reason("marketing", True, "unsubscribed") == "unsubscribed"
     assert suppression_reason("transactional", True, "hard_bounce") == "hard_bounce"
     assert FREQUENCY_CAPPED == "frequency_capped"

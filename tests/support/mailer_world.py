@@ -1,4 +1,5 @@
-"""Fixtures for mailer tests: an in-process SMTP sink, a unique campaign, a mailer in a thread.
+"""A mailer test's world: an in-process SMTP sink, a unique campaign, a mailer in a thread
+(fixture `scenario`, registered for every test by tests/conftest.py).
 
 Every test gets its own campaign (`t<unique>`), so its topic `emails.t<unique>` and its
 consumer group are its own on the shared broker; outcomes and dead letters are read from the
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,12 +32,23 @@ from services.common.settings import (
     PipelineConfigSettings,
     load,
 )
+from services.common.token_settings import TokenSettings
 from services.common.topics import TOPICS
 from services.mailer.main import Mailer
 from services.mailer.settings import MailerConfig, MailerSettings
 from services.simulator.smtp_sink import SmtpSink
 
 TEMPLATES = REPO_ROOT / "config" / "templates"
+# Production-shaped recipient token settings: a real key, an https link, a real bounce domain.
+TOKENS = load(
+    TokenSettings,
+    {
+        "key": SecretStr("mailer-integration-tests-key-" + "k" * 32),
+        "key_id": 3,
+        "unsubscribe_url": "https://mail.example.com/unsubscribe",
+        "bounce_domain": "bounces.example.com",
+    },
+)
 
 
 class TopicTail:
@@ -93,14 +105,6 @@ def outcome_for(keys: set[str]) -> Callable[[Message], bool]:
     return lambda m: decode_outcome(m).idempotency_key in keys
 
 
-def key_header_in(keys: set[str]) -> Callable[[Message], bool]:
-    def match(message: Message) -> bool:
-        request = EmailRequest.from_record(email_request_serde().decode(message.value()))
-        return request.idempotency_key in keys
-
-    return match
-
-
 @dataclass
 class Scenario:
     """One test's world: campaign, topic, sink, database, and the tails of shared topics."""
@@ -117,6 +121,7 @@ class Scenario:
     dlq: TopicTail
     unique: str
     tmp_path: Path
+    tokens: TokenSettings = TOKENS
     mailers: list[tuple[threading.Thread, threading.Event, Mailer]] = field(default_factory=list)
 
     def request(self, n: int, **overrides: Any) -> EmailRequest:
@@ -144,12 +149,16 @@ class Scenario:
             )
         assert self.producer.flush(10) == 0
 
-    def write_pipeline(self, campaigns: dict[str, str], category: str = "marketing") -> None:
-        """Campaign name -> template folder, in a routing file of this test's own."""
+    def write_pipeline(
+        self, campaigns: dict[str, str], category: str | Mapping[str, str] = "marketing"
+    ) -> None:
+        """Campaign name -> template folder, in a routing file of this test's own; `category`
+        for all campaigns, or per campaign name (marketing where not named)."""
         lines = ["topics:", "  - {name: triggers, consumer: test}", "campaigns:"]
         for name, template in campaigns.items():
+            kind = category if isinstance(category, str) else category.get(name, "marketing")
             lines.append(
-                f"  {name}: {{template: {template}, category: {category}, validity: 1d, "
+                f"  {name}: {{template: {template}, category: {kind}, validity: 1d, "
                 'sender: "Test Shop <shop@triggerline.invalid>"}'
             )
         self.pipeline_file.write_text("\n".join(lines) + "\n")
@@ -175,8 +184,18 @@ class Scenario:
                 PipelineConfigSettings,
                 {"config": self.pipeline_file, "templates_dir": self.templates_dir},
             ),
+            tokens=self.tokens,
             log=load(LogSettings),
         )
+
+    def token_environment(self) -> dict[str, str]:
+        """`tokens` as the variables a mailer process reads."""
+        return {
+            "TRIGGERLINE_TOKENS_KEY": self.tokens.key.get_secret_value(),
+            "TRIGGERLINE_TOKENS_KEY_ID": str(self.tokens.key_id),
+            "TRIGGERLINE_TOKENS_UNSUBSCRIBE_URL": self.tokens.unsubscribe_url,
+            "TRIGGERLINE_TOKENS_BOUNCE_DOMAIN": self.tokens.bounce_domain,
+        }
 
     def start_mailer(self, **mailer: Any) -> Mailer:
         built = Mailer.build(self.config(**mailer), Probes())
