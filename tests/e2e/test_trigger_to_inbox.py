@@ -10,30 +10,57 @@ import email
 import email.policy
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from confluent_kafka import Message
 
 from services.common.kafka import make_admin
+from services.common.models import Outcome
+from services.common.serde import outcome_serde
 from services.common.settings import KafkaSettings
 from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
+from services.simulator.catalog import BROWSE_ABANDONMENT, CART_ABANDONMENT
 from services.simulator.population import shopper
-from tests.conftest import free_port
+from tests.conftest import Consumed, free_port
 from tests.integration.processor.triggers import adobe_envelope
 
 SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
 
 
-def _cart_envelope(index: int, product: str) -> dict[str, object]:
-    """A cart abandonment from a visitor no profile knows, carrying shopper `index`'s
-    declared id: resolution has to go through the enrichments."""
+def _cart_envelope(
+    index: int,
+    product: str,
+    trigger_id: str = CART_ABANDONMENT.trigger_id,
+    message_id: str | None = None,
+) -> dict[str, object]:
+    """A cart abandonment (or another trigger) from a visitor no profile knows, carrying
+    shopper `index`'s declared id: resolution has to go through the enrichments."""
     return adobe_envelope(
         mcid="9" * 38,
+        trigger_id=trigger_id,
+        message_id=message_id,
         declared_id=shopper(index).declared_id,
         products=(product, "", product),
         page_urls=("https://shop.example/cart", ""),
     )
+
+
+def _inject(port: int, envelope: dict[str, object]) -> None:
+    """Append the envelope to the simulator's pipeline."""
+    injected = requests.post(
+        f"http://127.0.0.1:{port}/simulator/envelopes",
+        data=json.dumps([envelope]),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert injected.status_code == 200, injected.text
+
+
+def _outcome(message: Message) -> Outcome:
+    return Outcome.from_record(outcome_serde().decode(message.value()))
 
 
 def _wait_for_mail(maildir: Path, deadline: float) -> list[Path]:
@@ -47,7 +74,10 @@ def _wait_for_mail(maildir: Path, deadline: float) -> list[Path]:
 
 
 def test_one_cart_abandonment_becomes_exactly_one_email(
-    tmp_path: Path, kafka_settings: KafkaSettings, unique: str
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    unique: str,
+    consume_until: Callable[..., Consumed],
 ) -> None:
     index = 7
     product = f"Trail running shoes {unique}"
@@ -76,13 +106,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
     stack = LocalStack(options, env)
     try:
         stack.start()
-        injected = requests.post(
-            f"http://127.0.0.1:{options.ports['simulator']}/simulator/envelopes",
-            data=json.dumps([_cart_envelope(index, product)]),
-            headers={"Content-Type": "application/json"},
-            timeout=10,
-        )
-        assert injected.status_code == 200, injected.text
+        _inject(options.ports["simulator"], _cart_envelope(index, product))
         mails = _wait_for_mail(tmp_path / "mail", deadline=90)
         assert mails, "no email arrived within 90 s; logs:\n" + "\n".join(
             f"--- {c.command}\n{c.tail(15)}" for c in stack.children
@@ -104,6 +128,20 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         clicked = requests.post(link, data={"List-Unsubscribe": "One-Click"}, timeout=10)
         assert clicked.status_code == 200
         assert str(message["Return-Path"]).startswith("<bounce+")  # the VERP return path
+        # The shopper's next marketing trigger (another campaign: no dedup window in the way)
+        # ends suppressed, and no second email leaves.
+        following = f"{unique}-following"
+        browse = _cart_envelope(index, product, BROWSE_ABANDONMENT.trigger_id, following)
+        _inject(options.ports["simulator"], browse)
+        ended = consume_until(
+            [f"{options.topics_prefix}outcomes"],
+            1,
+            deadline=60,
+            match=lambda m: _outcome(m).message_id == following,
+        )
+        (outcome,) = [_outcome(m) for m in ended.messages]
+        assert outcome.label == "suppressed:unsubscribed", outcome
+        assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
         assert not stack.dead(), [c.command for c in stack.dead()]
     finally:
         stack.stop()
