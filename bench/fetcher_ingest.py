@@ -162,7 +162,7 @@ def hot_path(
     def produce_in_transactions() -> None:
         producer.begin_transaction()
         for sent, (envelope, value) in enumerate(zip(records, values, strict=True), 1):
-            headers = [
+            headers: list[tuple[str, str | bytes | None]] = [
                 ("upstream-topic", b"triggers"),
                 ("upstream-partition", str(envelope.partition).encode()),
                 ("upstream-offset", str(envelope.offset).encode()),

@@ -161,7 +161,8 @@ def main() -> None:
             drop_database(url)
 
     def rate(seconds: float) -> int:
-        return round(args.count / seconds)
+        count: int = args.count
+        return round(count / seconds)
 
     write_result(
         "profiles_import",

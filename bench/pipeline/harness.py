@@ -24,13 +24,9 @@ from services.common.kafka import make_admin
 from services.common.settings import KafkaSettings, load
 from services.common.topics import Topics, topics_for
 from services.ops.processes import ServiceProcess, wait_http
-from services.ops.stack import (
-    DEFAULT_PORTS,
-    LocalStack,
-    StackOptions,
-    local_environment,
-    prepare,
-)
+from services.ops.stack import LocalStack
+from services.ops.stack_environment import DEFAULT_PORTS, StackOptions, local_environment
+from services.ops.stack_setup import prepare
 
 SERVICES_WITH_PORTS = ("simulator", "auth", "fetcher", "mailer", "processor", "smtp")
 KAFKA_HOME = Path(os.environ.get("TRIGGERLINE_KAFKA_HOME", ROOT / "deploy" / "local" / ".kafka"))

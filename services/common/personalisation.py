@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from services.common.campaign_config import Campaign
 from services.common.enrichments import Enrichments
-from services.common.pipeline_config import Campaign, Variable
+from services.common.personalisation_config import Variable
 
 # The longest link kept: far beyond any real shop URL, and a longer one is refused, not cut (a
 # cut link points somewhere else).

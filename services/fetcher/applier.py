@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from confluent_kafka import KafkaError, KafkaException
 
 from services.common.errors import ConfigurationError
-from services.fetcher.envelopes import Data, EnvelopeRules, parse_line, position_hint
+from services.fetcher.envelopes import Data, EnvelopeRules, parse_line
 from services.fetcher.framing import Frame, Oversized
+from services.fetcher.positions import position_hint
 from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.handling import DeadLetter, Ping, Skip, Write, decide
 from services.fetcher.rules.partitions import marker_partitions, uncovered

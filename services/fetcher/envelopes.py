@@ -1,14 +1,14 @@
-"""Upstream lines -> `TriggerEnvelope` records: framing inside a line, validation, units.
+"""Upstream lines -> `TriggerEnvelope` records: envelope kinds, validation, the record's key.
 
 Upstream is lenient about shape (optional everything, strings for numbers, seconds beside
 milliseconds, ids that may be absent or all zeros); this is the one place that leniency is
 absorbed. What cannot become a valid record comes back as `Rejected` with the `InvalidInput`
-reason that ends up in the DLQ headers; nothing here raises on any input.
+reason that ends up in the DLQ headers; nothing here raises on any input. Splitting a line into
+JSON documents is `documents`, reading one typed field is `envelope_fields`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +17,20 @@ import orjson
 from services.common.enrichments import first_hit
 from services.common.errors import InvalidInput
 from services.common.identity import usable_mc_id
+from services.fetcher.documents import deeper_than, split_documents
+from services.fetcher.envelope_fields import (
+    array_field,
+    integer_field,
+    millis_field,
+    object_field,
+    optional_millis_field,
+    plain_text,
+    text_field,
+)
+from services.fetcher.positions import document_position
 
 PIPELINE_MESSAGE = "com.adobe.mcloud.pipeline.pipelineMessage"
 TRIGGER = "com.adobe.mcloud.protocol.trigger"
-_MAX_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_MAX_LONG = 2**63 - 1  # an Avro long
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def parse_line(line: bytes, rules: EnvelopeRules) -> list[Parsed]:
     by spaces) are split and read in order, since the stream's framing is unpublished.
     """
     try:
-        documents = _documents(line)
+        documents = split_documents(line)
     except InvalidInput as exc:
         return [Rejected(line, exc)]
     if len(documents) == 1:
@@ -91,13 +100,13 @@ def parse_envelope(line: bytes, rules: EnvelopeRules | None = None) -> Data | Sy
 
 def parse_document(document: Any, raw: bytes, rules: EnvelopeRules) -> Parsed:
     """One decoded JSON value -> its envelope, or `Rejected` with the reason."""
-    position = _position(document)
+    position = document_position(document)
     try:
         if not isinstance(document, dict):
             raise InvalidInput("not_an_object", type(document).__name__)
         if "event" in document and "envelopeType" not in document:  # Adobe I/O Events wrapping
             document = document["event"]
-            position = _position(document)
+            position = document_position(document)
             if not isinstance(document, dict):
                 raise InvalidInput("not_an_object", "event is not an object")
         kind = document.get("envelopeType")
@@ -105,7 +114,7 @@ def parse_document(document: Any, raw: bytes, rules: EnvelopeRules) -> Parsed:
             return Sync(marker=str(document.get("syncMarker", "")))
         if kind != "DATA":
             raise InvalidInput("unknown_envelope_type", repr(kind)[:100])
-        if raw.count(b"{") + raw.count(b"[") > rules.max_depth and _deeper_than(
+        if raw.count(b"{") + raw.count(b"[") > rules.max_depth and deeper_than(
             document, rules.max_depth
         ):
             raise InvalidInput("too_deep", f"JSON nested over {rules.max_depth} levels")
@@ -149,192 +158,48 @@ def record_key(trigger: dict[str, Any], message_id: str, rules: EnvelopeRules) -
 
 def to_record(envelope: dict[str, Any]) -> dict[str, Any]:
     """The Avro record of a DATA envelope; raises `InvalidInput` naming the bad field."""
-    message = _object(envelope, PIPELINE_MESSAGE)
-    header = _object(message, "header", PIPELINE_MESSAGE)
-    trigger = _object(message, TRIGGER, PIPELINE_MESSAGE)
+    message = object_field(envelope, PIPELINE_MESSAGE)
+    header = object_field(message, "header", PIPELINE_MESSAGE)
+    trigger = object_field(message, TRIGGER, PIPELINE_MESSAGE)
     enrichments = trigger.get("enrichments")
     if enrichments is None:
         enrichments = {}
     if not isinstance(enrichments, dict):
         raise InvalidInput("bad_field", "trigger.enrichments must be an object")
     return {
-        "topic": _text(envelope, "topic", required=True),
-        "partition": _integer(envelope, "partition"),
-        "offset": _integer(envelope, "offset"),
-        "createTime": _millis(envelope, "createTime"),
+        "topic": text_field(envelope, "topic", required=True),
+        "partition": integer_field(envelope, "partition"),
+        "offset": integer_field(envelope, "offset"),
+        "createTime": millis_field(envelope, "createTime"),
         "pipelineMessage": {
             "header": {
-                "messageType": _text(header, "messageType"),
-                "source": _text(header, "source"),
-                "sentTime": None if header.get("sentTime") is None else _millis(header, "sentTime"),
-                "imsOrg": _text(header, "imsOrg"),
-                "messageId": _text(header, "messageId", required=True),
+                "messageType": text_field(header, "messageType"),
+                "source": text_field(header, "source"),
+                "sentTime": optional_millis_field(header, "sentTime"),
+                "imsOrg": text_field(header, "imsOrg"),
+                "messageId": text_field(header, "messageId", required=True),
                 "properties": [
-                    {"name": _plain(p.get("name")), "value": _plain(p.get("value"))}
-                    for p in _array(header, "properties")
+                    {"name": plain_text(p.get("name")), "value": plain_text(p.get("value"))}
+                    for p in array_field(header, "properties")
                     if isinstance(p, dict)
                 ],
             },
             "trigger": {
-                "triggerId": _text(trigger, "triggerId", required=True),
-                "triggerTimestamp": _millis(trigger, "triggerTimestamp"),
+                "triggerId": text_field(trigger, "triggerId", required=True),
+                "triggerTimestamp": millis_field(trigger, "triggerTimestamp"),
                 # Verbatim, "" when absent: the processor reads an all-zero mcId as no identity.
-                "mcId": _text(trigger, "mcId"),
+                "mcId": text_field(trigger, "mcId"),
                 # Kept verbatim: dimensions vary per trigger and keys carry Adobe's quirks.
                 "enrichments": orjson.dumps(enrichments).decode(),
                 "triggerPath": [
                     {
-                        "timestamp": _millis(step, "timestamp"),
-                        "stateId": _plain(step.get("stateId")),
-                        "transition": _plain(step.get("transition")),
+                        "timestamp": millis_field(step, "timestamp"),
+                        "stateId": plain_text(step.get("stateId")),
+                        "transition": plain_text(step.get("transition")),
                     }
-                    for step in _array(trigger, "triggerPath")
+                    for step in array_field(trigger, "triggerPath")
                     if isinstance(step, dict)
                 ],
             },
         },
     }
-
-
-def _documents(line: bytes) -> list[tuple[Any, bytes]]:
-    """The JSON values of a line with the bytes of each; `InvalidInput("not_json")` if any
-    part is not JSON (the whole line is then one dead letter: nothing of it is trusted)."""
-    try:
-        return [(orjson.loads(line), line)]
-    except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc):  # orjson's own limit, far past `max_depth`
-            raise InvalidInput("too_deep", str(exc)[:300]) from None
-        if not str(exc).startswith("unexpected content after document"):
-            raise InvalidInput("not_json", str(exc)[:300]) from None
-    # Rare: several objects on one line. orjson reports where the first one ends, in characters.
-    try:
-        text = line.decode()
-    except UnicodeDecodeError as exc:
-        raise InvalidInput("not_json", f"not UTF-8: {exc}") from None
-    documents: list[tuple[Any, bytes]] = []
-    while text.strip():
-        try:
-            documents.append((orjson.loads(text), text.encode()))
-            break
-        except orjson.JSONDecodeError as exc:
-            if not str(exc).startswith("unexpected content after document"):
-                raise InvalidInput("not_json", str(exc)[:300]) from None
-            first, text = text[: exc.pos], text[exc.pos :].lstrip()
-            documents.append((orjson.loads(first), first.encode()))
-    return documents
-
-
-def _deeper_than(document: Any, limit: int) -> bool:
-    """Whether containers nest more than `limit` levels; iterative, so any depth is safe."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(value, dict):
-            stack.extend((child, depth + 1) for child in value.values() if _container(child))
-        elif isinstance(value, list):
-            stack.extend((child, depth + 1) for child in value if _container(child))
-    return False
-
-
-def _container(value: Any) -> bool:
-    return isinstance(value, dict | list)
-
-
-def _position(document: Any) -> tuple[int, int] | None:
-    """Upstream (partition, offset) of a document that may be invalid, when both read as ints."""
-    if isinstance(document, dict) and isinstance(document.get("event"), dict):
-        document = document["event"]
-    if not isinstance(document, dict):
-        return None
-    try:
-        partition, offset = int(document["partition"]), int(document["offset"])
-    except (KeyError, TypeError, ValueError, OverflowError):
-        return None
-    if 0 <= partition <= _MAX_LONG and 0 <= offset <= _MAX_LONG:
-        return partition, offset
-    return None
-
-
-_POSITION = re.compile(rb'"(partition|offset)"\s*:\s*"?(\d{1,18})\b')
-
-
-def position_hint(head: bytes) -> tuple[int, int] | None:
-    """Best effort (partition, offset) from the start of a line too long to parse.
-
-    Adobe's envelopes put both fields first, so the first 4 KiB normally name them; a
-    dead letter that carries its position lets the pointer move past it.
-    """
-    found: dict[bytes, int] = {}
-    for match in _POSITION.finditer(head[:4096]):
-        found.setdefault(match.group(1), int(match.group(2)))
-    if b"partition" in found and b"offset" in found:
-        return found[b"partition"], found[b"offset"]
-    return None
-
-
-def _plain(value: Any) -> str:
-    """A string field Adobe documents as a string; numbers and booleans become their text."""
-    if value is None or isinstance(value, dict | list):
-        return ""
-    return str(value)
-
-
-def _object(parent: dict[str, Any], name: str, where: str = "envelope") -> dict[str, Any]:
-    value = parent.get(name)
-    if not isinstance(value, dict):
-        raise InvalidInput("missing_field", f"{where}.{name} is missing or not an object")
-    return value
-
-
-def _array(parent: dict[str, Any], name: str) -> list[Any]:
-    """An optional list field: absent or null is empty; anything else is not a list."""
-    value = parent.get(name)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidInput("bad_field", f"{name} must be an array, got {type(value).__name__}")
-    return value
-
-
-def _text(parent: dict[str, Any], name: str, required: bool = False) -> str:
-    value = parent.get(name)
-    if value is None or (required and str(value).strip() == ""):
-        if required:
-            raise InvalidInput("missing_field", f"{name} is required")
-        return ""
-    if isinstance(value, dict | list):
-        raise InvalidInput("bad_field", f"{name} must be a string")
-    return str(value)
-
-
-def _integer(parent: dict[str, Any], name: str) -> int:
-    """A non-negative Avro long; a numeric string counts (Adobe's JSON is not typed)."""
-    value = parent.get(name)
-    if isinstance(value, bool | float):
-        raise InvalidInput("bad_field", f"{name} must be an integer, got {value!r}")
-    try:
-        number = int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        shown = repr(value)[:100]
-        raise InvalidInput("bad_field", f"{name} must be an integer, got {shown}") from None
-    if not 0 <= number <= _MAX_LONG:
-        raise InvalidInput("bad_field", f"{name}={number} is outside 0..2^63-1")
-    return number
-
-
-def _millis(parent: dict[str, Any], name: str) -> int:
-    """An epoch-milliseconds field, as the Avro `timestamp-millis` it becomes.
-
-    A value that is plainly epoch seconds (under 1e10, i.e. before 2286 read as seconds) is
-    accepted too: upstream mixes the units between fields, and producers have mixed them within
-    one. Kept as an integer: readers get UTC datetimes from the logical type, and the fetcher
-    skips building a datetime per field on its hot path.
-    """
-    number = _integer(parent, name)
-    if number < 10_000_000_000:
-        number *= 1000
-    if number > _MAX_MILLIS:
-        raise InvalidInput("bad_field", f"{name}={number} is not a time")
-    return number

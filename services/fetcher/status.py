@@ -1,7 +1,7 @@
 """The fetcher's indicators, under the names Adobe's `/pipelined/status` page uses.
 
 Operators already watch these: `current-messages` near 0, `trigger-discarded` at 0, pings rising.
-The same numbers are exported to Prometheus. Names Adobe shows that mean nothing here
+The same numbers are exported to Prometheus (`metrics`). Names Adobe shows that mean nothing here
 (`profile-received`, `push-id-received`: other message kinds; `routing-JS-custom`: routing is
 the processor's) are left out rather than shown as constants; docs/operations.md says so.
 """
@@ -14,48 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
+from services.fetcher import metrics
 from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.health import WorkerView
-
-RECEIVED = Counter("triggerline_fetcher_triggers_received", "DATA envelopes read from upstream")
-PROCESSED = Counter("triggerline_fetcher_triggers_processed", "Envelopes committed to triggers.raw")
-FAILURES = Counter("triggerline_fetcher_trigger_failures", "Malformed envelopes sent to the DLQ")
-PINGS = Counter("triggerline_fetcher_pings_received", "SYNC envelopes read from upstream")
-BYTES = Counter("triggerline_fetcher_bytes_read", "Envelope bytes read from upstream")
-FLUSHES = Counter(
-    "triggerline_fetcher_pointer_flushes", "Transactions committed (messages + pointer)"
-)
-FLUSH_ERRORS = Counter("triggerline_fetcher_pointer_flush_errors", "Transactions aborted")
-RESETS = Counter(
-    "triggerline_fetcher_upstream_resets",
-    "Stored pointers upstream no longer held (data loss upstream)",
-)
-SKIPPED = Counter(
-    "triggerline_fetcher_upstream_skipped_messages", "Messages skipped by upstream resets"
-)
-CONNECT_FAILURES = Counter(
-    "triggerline_fetcher_connection_failures", "Failed upstream connections", ["reason"]
-)
-PENDING = Gauge("triggerline_fetcher_current_messages", "Envelopes read but not yet handled")
-PENDING_RELEASE = Gauge(
-    "triggerline_fetcher_pending_release_messages",
-    "Envelopes written into open transactions, not yet visible to readers",
-)
-RETRIES = Gauge("triggerline_fetcher_current_retries", "Envelopes waiting for a retry")
-DISCARDED = Counter(
-    "triggerline_fetcher_trigger_discarded",
-    "Envelopes dead-lettered after failing for retryValiditySec (Adobe discards them)",
-)
-RESTARTS = Counter(
-    "triggerline_fetcher_worker_restarts", "Ingest workers restarted after a failure", ["worker"]
-)
-WORKERS_DOWN = Gauge("triggerline_fetcher_workers_down", "Ingest workers down, awaiting restart")
-PROCESSING = Counter(
-    "triggerline_fetcher_processing_seconds",
-    "Time spent parsing, encoding and producing envelopes (not committing)",
-)
 
 
 @dataclass
@@ -128,7 +89,7 @@ class FetcherStatus:
     def failed_connection(self, worker: str, reason: str, upstream_answered: bool | None) -> None:
         """A stream could not be opened; `upstream_answered` is None when upstream was not
         asked (auth gave no token), which leaves what is known of upstream as it was."""
-        CONNECT_FAILURES.labels(reason).inc()
+        metrics.CONNECT_FAILURES.labels(reason).inc()
         with self._lock:
             self.last_failed = time.monotonic()
             state = self.workers[worker]
@@ -137,21 +98,21 @@ class FetcherStatus:
             state.last_error = reason
 
     def worker_down(self, worker: str, error: str) -> None:
-        RESTARTS.labels(worker).inc()
+        metrics.RESTARTS.labels(worker).inc()
         with self._lock:
             state = self.workers[worker]
             state.running = False
             state.restarts += 1
             state.last_error = error
             state.pending_release = 0
-            WORKERS_DOWN.set(sum(not w.running for w in self.workers.values()))
+            metrics.WORKERS_DOWN.set(sum(not w.running for w in self.workers.values()))
 
     def worker_up(self, worker: str) -> None:
         with self._lock:
             state = self.workers[worker]
             state.running = True
             state.last_progress = time.monotonic()
-            WORKERS_DOWN.set(sum(not w.running for w in self.workers.values()))
+            metrics.WORKERS_DOWN.set(sum(not w.running for w in self.workers.values()))
 
     def health_views(self) -> dict[str, WorkerView]:
         now = time.monotonic()
@@ -163,22 +124,22 @@ class FetcherStatus:
 
     def read(self, worker: str, size: int, envelopes: int) -> None:
         """One slice of lines read by a worker (handled later, in its transaction)."""
-        BYTES.inc(size)
+        metrics.BYTES.inc(size)
         with self._lock:
             self.bytes_read += size
             self.current_messages += envelopes
             self.peak_messages = max(self.peak_messages, self.current_messages)
             self.workers[worker].last_progress = self.last_alive = time.monotonic()
-        PENDING.set(self.current_messages)
+        metrics.PENDING.set(self.current_messages)
 
     def handled(
         self, worker: str, lines: int, data: int, pings: int, pending: int, seconds: float
     ) -> None:
         """`lines` taken from the queue became `data` DATA envelopes and `pings` SYNCs, in
         `seconds` of parsing, encoding and producing; `pending` now wait for the commit."""
-        RECEIVED.inc(data)
-        PINGS.inc(pings)
-        PROCESSING.inc(seconds)
+        metrics.RECEIVED.inc(data)
+        metrics.PINGS.inc(pings)
+        metrics.PROCESSING.inc(seconds)
         with self._lock:
             self.received += data
             self.pings += pings
@@ -186,11 +147,11 @@ class FetcherStatus:
             self.processing_seconds += seconds
             self.processing_count += data
             self.workers[worker].pending_release = pending
-        PENDING.set(self.current_messages)
-        PENDING_RELEASE.set(self._pending_release())
+        metrics.PENDING.set(self.current_messages)
+        metrics.PENDING_RELEASE.set(self._pending_release())
 
     def failed_envelope(self, worker: str) -> None:
-        FAILURES.inc()
+        metrics.FAILURES.inc()
         with self._lock:
             self.failures += 1
             self.workers[worker].failures += 1
@@ -199,10 +160,10 @@ class FetcherStatus:
         with self._lock:
             self.workers[worker].retries = pending
             total = sum(w.retries for w in self.workers.values())
-        RETRIES.set(total)
+        metrics.RETRIES.set(total)
 
     def discarded_envelope(self) -> None:
-        DISCARDED.inc()
+        metrics.DISCARDED.inc()
         with self._lock:
             self.discarded += 1
 
@@ -214,8 +175,8 @@ class FetcherStatus:
         count: int,
         seconds: float,
     ) -> None:
-        FLUSHES.inc()
-        PROCESSED.inc(count)
+        metrics.FLUSHES.inc()
+        metrics.PROCESSED.inc(count)
         with self._lock:
             for partition, cursor in cursors.items():
                 self.offsets[(topic, partition)] = cursor.resume_at
@@ -228,20 +189,20 @@ class FetcherStatus:
                 state.processed += count
                 state.pending_release = 0
                 state.last_progress = self.last_flush
-        PENDING_RELEASE.set(self._pending_release())
+        metrics.PENDING_RELEASE.set(self._pending_release())
 
     def aborted(self, worker: str) -> None:
-        FLUSH_ERRORS.inc()
+        metrics.FLUSH_ERRORS.inc()
         with self._lock:
             self.flush_errors += 1
             state = self.workers.get(worker)
             if state is not None:
                 state.pending_release = 0
-        PENDING_RELEASE.set(self._pending_release())
+        metrics.PENDING_RELEASE.set(self._pending_release())
 
     def reset_detected(self, skipped: int) -> None:
-        RESETS.inc()
-        SKIPPED.inc(skipped)
+        metrics.RESETS.inc()
+        metrics.SKIPPED.inc(skipped)
         with self._lock:
             self.resets += 1
             self.skipped += skipped

@@ -8,8 +8,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.campaign_config import Campaign
 from services.common.personalisation import LinkPolicy, declared_defaults
-from services.common.pipeline_config import Campaign, PipelineConfig, load_pipeline_config
+from services.common.pipeline_config import PipelineConfig, load_pipeline_config
 from services.mailer.templates import TemplateSet
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from services.common.campaign_config import Campaign
 from services.common.message_refs import MessageRef, message_ref
 from services.common.models import EmailRequest
-from services.common.pipeline_config import Campaign
 from services.common.token_settings import TokenSettings
 from services.common.unsubscribe_token import KeyRing, TokenPurpose, bounce_address, sign
 from services.mailer.message import OutgoingMessage, Unsubscribe, build_message, unsubscribe_link

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
+from services.common.campaign_config import Campaign
 from services.common.errors import TransientFailure
 from services.common.models import EmailRequest, utcnow
-from services.common.pipeline_config import Campaign
 from services.mailer.composer import Composed
 from services.mailer.metrics import count
 from services.mailer.rules.claim import Claim

@@ -24,7 +24,8 @@ from services.common.enrichments import Enrichments, parse_enrichments
 from services.common.errors import ConfigurationError, InvalidInput
 from services.common.models import EmailRequest
 from services.common.personalisation import LinkPolicy, MissingData, personalise
-from services.common.pipeline_config import TEMPLATE_NAMES, PipelineConfig, load_pipeline_config
+from services.common.personalisation_config import TEMPLATE_NAMES
+from services.common.pipeline_config import PipelineConfig, load_pipeline_config
 from services.common.serde import envelope_serde
 from services.common.settings import REPO_ROOT, DatabaseSettings, PipelineConfigSettings, load
 from services.common.token_settings import TokenSettings

@@ -16,7 +16,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, get_args
 
-from services.simulator.smtp_sink import ANY, Fault, FaultStage, SmtpSink
+from services.simulator.sink_faults import ANY, Fault, FaultStage
+from services.simulator.smtp_sink import SmtpSink
 
 _STAGES: tuple[str, ...] = get_args(FaultStage)
 

@@ -13,80 +13,25 @@ HTTP (`--control-port`, services/simulator/sink_control.py).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hmac
-import itertools
 import logging
-import re
 import signal
 import socket
 import ssl
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Literal
+from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP
+
+from services.simulator.sink_faults import Fault
+from services.simulator.sink_handler import SinkAuthenticator, SinkHandler, SinkState
+from services.simulator.sink_mail import ReceivedMail
 
 log = logging.getLogger(__name__)
-
-FaultStage = Literal["mail", "rcpt", "data", "drop"]
-ANY = "*"
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour; `times` counts down to zero, None fires for ever; `seconds`
-    ends it that long after it is set (None: never)."""
-
-    stage: FaultStage
-    reply: str | None = None
-    delay: float = 0.0
-    times: int | None = None
-    seconds: float | None = None
-    _ends: float | None = field(default=None, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.seconds is not None:
-            self._ends = time.monotonic() + self.seconds
-
-    def fire(self) -> bool:
-        if self._ends is not None and time.monotonic() >= self._ends:
-            return False
-        if self.times is None:
-            return True
-        if self.times <= 0:
-            return False
-        self.times -= 1
-        return True
-
-
-@dataclass(frozen=True)
-class ReceivedMail:
-    """One message the sink accepted (or kept before dropping the connection)."""
-
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    content: bytes
-    message_id: str | None
-    received_at: datetime
-    path: Path | None = None
-    dropped: bool = False
-
-    def parsed(self) -> EmailMessage:
-        message = BytesParser(policy=policy.default).parsebytes(self.content)
-        assert isinstance(message, EmailMessage)
-        return message
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -96,196 +41,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def header_value(content: bytes, name: str) -> str | None:
-    """The first `name` header of a message, unfolded; None when absent.
-
-    A scan of the header block only: the `email` parser costs more than the rest of the SMTP
-    exchange, and the sink must not be what limits a throughput benchmark.
-    """
-    end = content.find(b"\r\n\r\n")
-    head = content if end < 0 else content[: end + 2]
-    if not head.startswith(b"\r\n"):
-        head = b"\r\n" + head
-    start = head.lower().find(b"\r\n" + name.lower().encode("ascii") + b":")
-    if start < 0:
-        return None
-    start += len(name) + 3
-    stop = head.find(b"\r\n", start)
-    while stop >= 0 and head[stop + 2 : stop + 3] in (b" ", b"\t"):
-        stop = head.find(b"\r\n", stop + 2)  # a folded header goes on in the next line
-    value = head[start : stop if stop >= 0 else len(head)].replace(b"\r\n", b"")
-    return value.decode("utf-8", "replace").strip()
-
-
-def eml_name(counter: int, message_id: str | None) -> str:
-    """`000042-<safe message id>.eml`: unique even when a Message-ID arrives twice."""
-    safe = _UNSAFE.sub("_", (message_id or "no-message-id").strip("<> "))[:120]
-    return f"{counter:06d}-{safe}.eml"
-
-
-@dataclass
-class _State:
-    messages: list[ReceivedMail] = field(default_factory=list)
-    faults: dict[str, list[Fault]] = field(default_factory=dict)
-    sessions: int = 0
-    accepted: int = 0  # messages stored, dropped ones included, whether or not kept in memory
-    dropped: int = 0
-    waits: list[int] = field(default_factory=list)  # the counts `wait_for` callers wait for
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    changed: threading.Condition = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.changed = threading.Condition(self.lock)
-
-
-class _Handler:
-    """aiosmtpd hooks; they run on the controller's event loop thread."""
-
-    def __init__(
-        self,
-        state: _State,
-        maildir: Path | None,
-        pipelining: bool = True,
-        journal: IO[str] | None = None,
-        keep: bool = True,
-    ) -> None:
-        self._state = state
-        self._maildir = maildir
-        self._pipelining = pipelining
-        self._journal = journal
-        self._keep = keep
-        self._counter = itertools.count(1)
-
-    def _fault(self, stage: FaultStage, recipients: list[str]) -> Fault | None:
-        with self._state.lock:
-            for recipient in [*recipients, ANY]:
-                for fault in self._state.faults.get(recipient.lower(), []):
-                    if fault.stage == stage and fault.fire():
-                        return fault
-        return None
-
-    async def handle_EHLO(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        # aiosmtpd reads and answers commands strictly in order, so it can announce command
-        # pipelining (RFC 2920), as real servers do; senders then take their pipelined path.
-        session.host_name = hostname
-        if not self._pipelining:
-            return responses
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
-
-    async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        fault = self._fault("mail", [])
-        if fault is not None:
-            await asyncio.sleep(fault.delay)
-            if fault.reply:
-                return fault.reply
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 OK"
-
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        fault = self._fault("rcpt", [address])
-        if fault is not None:
-            await asyncio.sleep(fault.delay)
-            if fault.reply:
-                return fault.reply
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(options)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        recipients = list(envelope.rcpt_tos)
-        drop = self._fault("drop", recipients)
-        fault = None if drop is not None else self._fault("data", recipients)
-        if fault is not None:
-            await asyncio.sleep(fault.delay)
-            if fault.reply:
-                return fault.reply
-        content = envelope.original_content or envelope.content or b""
-        if isinstance(content, str):
-            content = content.encode("utf-8")
-        stored = self._store(envelope.mail_from or "", recipients, content, drop is not None)
-        if drop is not None:
-            await asyncio.sleep(drop.delay)
-            assert server.transport is not None
-            server.transport.close()  # the reply never reaches the client
-            return "250 OK (never seen by the client)"
-        return f"250 OK queued as {stored}"
-
-    def _store(self, mail_from: str, recipients: list[str], content: bytes, dropped: bool) -> str:
-        message_id = header_value(content, "Message-ID")
-        number = next(self._counter)
-        path = None
-        if self._maildir is not None:
-            path = self._maildir / eml_name(number, message_id)
-            # As a mailbox keeps it: the envelope sender (the VERP return path) on top
-            path.write_bytes(b"Return-Path: <" + mail_from.encode() + b">\r\n" + content)
-        mail = ReceivedMail(
-            mail_from=mail_from,
-            rcpt_tos=tuple(recipients),
-            content=content,
-            message_id=str(message_id) if message_id else None,
-            received_at=datetime.now(UTC),
-            path=path,
-            dropped=dropped,
-        )
-        if self._journal is not None:
-            # Acceptance time in epoch milliseconds (microsecond digits), tab-separated.
-            self._journal.write(
-                f"{mail.received_at.timestamp() * 1000:.3f}\t{mail.message_id or ''}\t"
-                f"{','.join(recipients)}\t{int(dropped)}\n"
-            )
-            self._journal.flush()
-        with self._state.changed:
-            if self._keep:
-                self._state.messages.append(mail)
-            self._state.accepted += 1
-            self._state.dropped += int(dropped)
-            # Wake waiters only when one of them is satisfied: a wake-up per message costs the
-            # sink a thread switch per message, which caps a throughput benchmark.
-            if self._state.waits and self._state.accepted >= min(self._state.waits):
-                self._state.changed.notify_all()
-        log.info(
-            "mail %s from %s to %s, %d bytes%s",
-            mail.message_id,
-            mail_from,
-            ",".join(recipients),
-            len(content),
-            " (connection dropped before the reply)" if dropped else "",
-        )
-        return f"{number:06d}"
-
-
-class _Authenticator:
-    """Accepts one login and password (aiosmtpd's authenticator hook)."""
-
-    def __init__(self, login: str, password: str) -> None:
-        self._login = login.encode()
-        self._password = password.encode()
-
-    def __call__(
-        self, server: SMTP, session: Session, envelope: Envelope, _mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = (
-            isinstance(data, LoginPassword)
-            and hmac.compare_digest(data.login, self._login)
-            and hmac.compare_digest(data.password, self._password)
-        )
-        return AuthResult(success=ok, handled=False)
-
-
 class _CountingController(Controller):
-    def __init__(self, handler: _Handler, state: _State, **kwargs: Any) -> None:
+    def __init__(self, handler: SinkHandler, state: SinkState, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._state = state
 
@@ -319,13 +76,13 @@ class SmtpSink:
         run then only counts them)."""
         self.host = host
         self.port = port or free_port(host)
-        self._state = _State()
+        self._state = SinkState()
         self._baseline = 0
         if maildir is not None:
             maildir.mkdir(parents=True, exist_ok=True)
         self._journal = journal.open("a", encoding="utf-8") if journal is not None else None
         self._controller = _CountingController(
-            _Handler(self._state, maildir, pipelining, self._journal, keep),
+            SinkHandler(self._state, maildir, pipelining, self._journal, keep),
             self._state,
             hostname=host,
             port=self.port,
@@ -335,7 +92,7 @@ class SmtpSink:
             require_starttls=tls_context is not None,
             auth_required=login is not None,
             auth_require_tls=tls_context is not None,
-            authenticator=_Authenticator(*login) if login is not None else None,
+            authenticator=SinkAuthenticator(*login) if login is not None else None,
         )
 
     def start(self) -> SmtpSink:

@@ -19,7 +19,9 @@ from services.common.kafka import make_admin
 from services.common.settings import KafkaSettings
 from services.common.topics import topics_for
 from services.ops.outcome_tally import OutcomeTally
-from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
+from services.ops.stack import LocalStack
+from services.ops.stack_environment import StackOptions, local_environment
+from services.ops.stack_setup import prepare
 from tests.conftest import free_port
 
 SERVICES_WITH_PORTS = (

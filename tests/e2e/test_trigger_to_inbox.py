@@ -21,7 +21,9 @@ from services.common.kafka import make_admin
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
 from services.common.settings import KafkaSettings
-from services.ops.stack import LocalStack, StackOptions, local_environment, prepare
+from services.ops.stack import LocalStack
+from services.ops.stack_environment import StackOptions, local_environment
+from services.ops.stack_setup import prepare
 from services.simulator.catalog import BROWSE_ABANDONMENT, CART_ABANDONMENT
 from services.simulator.population import shopper
 from tests.conftest import Consumed, free_port

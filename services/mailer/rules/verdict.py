@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.common.campaign_config import Campaign
 from services.common.errors import InvalidInput, TransientFailure
 from services.common.models import EmailRequest, OutcomeStatus
-from services.common.pipeline_config import Campaign
 from services.common.suppression import applies_to
 from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
 from services.mailer.rules.report import Report, already, defer, outcome_for

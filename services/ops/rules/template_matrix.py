@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from services.common.enrichments import Enrichments
-from services.common.pipeline_config import Variable
+from services.common.personalisation_config import Variable
 
 MARK = "tl-injected"
 HUGE_SESSION = 20_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from services.common.campaign_config import Campaign
 from services.common.models import EmailRequest, OutcomeStatus
-from services.common.pipeline_config import Campaign
 from services.processor.rules.decision import Emit, End
 from services.processor.rules.policies import quiet_hours_end, quiet_zone
 from services.processor.rules.profile import Profile

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from services.common.enrichments import Enrichments, products
 from services.common.models import EmailRequest
 from services.common.personalisation import safe_names, single_line
-from services.common.pipeline_config import Personalisation
+from services.common.personalisation_config import Personalisation
 from services.processor.rules.keys import idempotency_key
 from services.processor.rules.trigger import Trigger
 

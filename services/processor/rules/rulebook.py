@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from services.common.campaign_config import Campaign
 from services.common.models import EmailRequest
 from services.common.personalisation import LinkPolicy
-from services.common.pipeline_config import Campaign, Personalisation, PipelineConfig, Variable
+from services.common.personalisation_config import Personalisation, Variable
+from services.common.pipeline_config import PipelineConfig
 from services.processor.rules.routing import Routes, build_routes, normal_trigger_id, route_trigger
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from services.common.kafka import ensure_topics, header, make_admin
+from services.common.kafka import ensure_topics, make_admin
 from services.common.settings import KafkaSettings
 from services.common.topics import Topics, topics_for
 from tests.conftest import Consumed, free_port
 from tests.integration.auth.conftest import FETCHER_SECRET, key_pair, stack
+from tests.support.kafka_messages import header_of
 
 __all__ = ["FETCHER_SECRET", "key_pair", "stack"]
 
@@ -101,8 +102,8 @@ def upstream_positions(consumed: Consumed) -> Counter[tuple[int, int]]:
     """Upstream (partition, offset) of every record: the identity exactly-once is about."""
     seen: Counter[tuple[int, int]] = Counter()
     for message in consumed.messages:
-        partition = header(message.headers(), "upstream-partition")
-        offset = header(message.headers(), "upstream-offset")
+        partition = header_of(message, "upstream-partition")
+        offset = header_of(message, "upstream-offset")
         assert partition is not None and offset is not None
         seen[(int(partition), int(offset))] += 1
     return seen

@@ -18,9 +18,9 @@ from typing import Any
 import requests
 from confluent_kafka import Message
 
-from services.common.kafka import header
 from tests.conftest import Consumed
 from tests.integration.fetcher.conftest import FetcherProcess
+from tests.support.kafka_messages import header_of
 from tests.support.upstream_corpus import CorpusCase, load_corpus
 
 Stack = Callable[..., Any]
@@ -53,7 +53,7 @@ def _status(fetcher: FetcherProcess, page: str = "pipelined/status") -> requests
 
 def _dead_letter_digest(message: Message) -> str:
     return (
-        header(message.headers(), "x-original-sha256")
+        header_of(message, "x-original-sha256")
         or hashlib.sha256(message.value() or b"").hexdigest()
     )
 
@@ -85,13 +85,13 @@ def test_every_corpus_line_ends_in_its_documented_outcome(
     raw: Consumed = consume_until([topics.triggers_raw.name], len(raw_cases), deadline=90)
     dlq: Consumed = consume_until([topics.triggers_dlq.name], len(dlq_cases), deadline=60, settle=2)
 
-    written = {int(header(m.headers(), "upstream-offset") or -1) for m in raw.messages}
+    written = {int(header_of(m, "upstream-offset") or -1) for m in raw.messages}
     expected_raw = {i for i, case in enumerate(corpus) if case.expect == "raw"}
     missing = sorted(corpus[i].name for i in expected_raw - written)
     assert not missing, f"valid lines not in triggers.raw: {missing}\n{fetcher.tail()}"
     assert len(raw.messages) == len(raw_cases), "a valid line was written twice"
 
-    reasons = {_dead_letter_digest(m): header(m.headers(), "x-error-reason") for m in dlq.messages}
+    reasons = {_dead_letter_digest(m): header_of(m, "x-error-reason") for m in dlq.messages}
     wrong = {
         case.name: (case.reason, reasons.get(hashlib.sha256(case.line).hexdigest(), "absent"))
         for case in dlq_cases
@@ -101,8 +101,8 @@ def test_every_corpus_line_ends_in_its_documented_outcome(
     assert len(dlq.messages) == len(dlq_cases), "a bad line was dead-lettered twice"
     for message in dlq.messages:  # every dead letter fits, and says what it cut
         assert len(message.value() or b"") <= 256 * 1024
-        if header(message.headers(), "x-truncated"):
-            assert int(header(message.headers(), "x-original-size") or 0) > 256 * 1024
+        if header_of(message, "x-truncated"):
+            assert int(header_of(message, "x-original-size") or 0) > 256 * 1024
 
     agent = _status(fetcher).json()["agents"][0]
     assert agent["stats"]["worker-restarts"] == 0, fetcher.tail()

@@ -14,7 +14,7 @@ import pytest
 
 from services.common.models import OutcomeStatus
 from services.common.settings import REPO_ROOT
-from services.simulator.smtp_sink import Fault
+from services.simulator.sink_faults import Fault
 from tests.support.mailer_world import Scenario, decode_outcome, outcome_for
 
 pytestmark = pytest.mark.kafka

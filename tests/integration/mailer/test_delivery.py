@@ -12,7 +12,8 @@ from services.common.db.tables import deliveries, suppressions
 from services.common.kafka import header
 from services.common.models import OutcomeStatus
 from services.mailer.publishing import message_headers
-from services.simulator.smtp_sink import Fault, SmtpSink, free_port
+from services.simulator.sink_faults import Fault
+from services.simulator.smtp_sink import SmtpSink, free_port
 from tests.support.mailer_world import Scenario, decode_outcome, outcome_for
 
 pytestmark = pytest.mark.kafka

@@ -11,7 +11,8 @@ from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected
 from services.mailer.message import build_message
 from services.mailer.smtp import Envelope, SmtpOptions, SmtpPool
 from services.mailer.templates import Rendered
-from services.simulator.smtp_sink import Fault, SmtpSink, free_port
+from services.simulator.sink_faults import Fault
+from services.simulator.smtp_sink import SmtpSink, free_port
 from tests.unit.mailer.helpers import NOW, request
 
 SENDER = "shop@triggerline.invalid"

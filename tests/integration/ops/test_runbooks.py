@@ -42,7 +42,8 @@ from services.ops.rules.moments import iso
 from services.ops.rules.redrive import RedriveFilter
 from services.simulator.catalog import CART_ABANDONMENT
 from services.simulator.population import Shopper, shopper
-from services.simulator.smtp_sink import Fault, SmtpSink
+from services.simulator.sink_faults import Fault
+from services.simulator.smtp_sink import SmtpSink
 from tests.conftest import free_port
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
 from tests.support.databases import POSTGRES_SERVER

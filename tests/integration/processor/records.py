@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 from confluent_kafka import Message, Producer
 
-from services.common.kafka import Headers, header
 from services.common.models import EmailRequest, Outcome
 from services.common.serde import email_request_serde, outcome_serde
 from services.common.topics import TOPICS
@@ -35,10 +33,6 @@ def outcomes_for(message_ids: set[str]) -> Callable[[Message], bool]:
         )
 
     return match
-
-
-def header_of(message: Message, name: str) -> str | None:
-    return header(cast(Headers, message.headers()), name)
 
 
 def as_requests(consumed: Consumed) -> list[EmailRequest]:

@@ -20,12 +20,12 @@ from tests.integration.processor.conftest import RunningProcessor, seed_database
 from tests.integration.processor.records import (
     as_outcomes,
     as_requests,
-    header_of,
     outcomes_for,
     produce,
     requests_for,
 )
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
+from tests.support.kafka_messages import header_of
 
 pytestmark = pytest.mark.kafka
 

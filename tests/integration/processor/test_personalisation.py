@@ -23,7 +23,7 @@ from services.common.models import OutcomeStatus
 from services.common.topics import TOPICS
 from services.simulator.catalog import BROWSE_ABANDONMENT, CART_ABANDONMENT, SEARCH_ABANDONMENT
 from services.simulator.population import Shopper
-from services.simulator.smtp_sink import ReceivedMail
+from services.simulator.sink_mail import ReceivedMail
 from tests.conftest import Consumed
 from tests.integration.processor.conftest import RunningProcessor, extra_shoppers
 from tests.integration.processor.records import as_outcomes, outcomes_for, produce
@@ -41,7 +41,7 @@ def routing(world: Scenario) -> dict[str, str]:
     """This test's campaigns (named after the scenario's, so its mailer reads them), written to
     the routing file both services load; returns trigger kind -> campaign."""
     c = world.campaign
-    campaigns = {
+    campaigns: dict[str, dict[str, Any]] = {
         f"{c}_cart": {
             "template": "cart_abandonment",
             "dedup_window": "1h",

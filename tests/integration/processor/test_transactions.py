@@ -14,13 +14,13 @@ from services.common.topics import TOPICS
 from services.simulator.population import Shopper
 from tests.conftest import Consumed
 from tests.integration.processor.conftest import RunningProcessor
-from tests.integration.processor.test_flow import (
-    CART,
+from tests.integration.processor.records import (
     as_outcomes,
     as_requests,
     outcomes_for,
     requests_for,
 )
+from tests.integration.processor.test_flow import CART
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
 
 pytestmark = pytest.mark.kafka

@@ -13,6 +13,7 @@ from services.common.personalisation import (
     LinkPolicy,
     MissingData,
     Personalised,
+    Why,
     declared_defaults,
     host_allowed,
     personalise,
@@ -20,7 +21,8 @@ from services.common.personalisation import (
     safe_names,
     single_line,
 )
-from services.common.pipeline_config import Variable, parse_pipeline_config
+from services.common.personalisation_config import Variable
+from services.common.pipeline_config import parse_pipeline_config
 
 SHOP = ("shop.example", "*.cdn.example")
 LINKS = LinkPolicy(SHOP, "https://shop.example/cart")
@@ -164,11 +166,12 @@ def test_optional_variables_fall_back(
     ],
 )
 def test_a_required_variable_without_a_usable_value_is_missing_data(
-    declaration: dict[str, Any], dimensions: dict[str, str], why: str
+    declaration: dict[str, Any], dimensions: dict[str, str], why: Why
 ) -> None:
     declarations = {"first": variable(), "v": variable(**declaration)}
     result = personalise(enrichments(**dimensions), declarations, LINKS, 200)
-    assert result == MissingData("v", why)  # type: ignore[arg-type]
+    assert result == MissingData("v", why)
+    assert isinstance(result, MissingData)
     assert result.detail() == {"variable": "v", "why": why}
 
 

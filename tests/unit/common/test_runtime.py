@@ -14,11 +14,11 @@ def _collected(item: object) -> bool:
 
 
 def test_objects_from_start_up_are_frozen_and_later_ones_are_not() -> None:
-    at_start_up = {"routes": []}
+    at_start_up: dict[str, list[object]] = {"routes": []}
     assert _collected(at_start_up)
     try:
         frozen = freeze_startup_heap()
-        later = {"state": []}
+        later: dict[str, list[object]] = {"state": []}
         assert frozen == gc.get_freeze_count() > 0
         assert not _collected(at_start_up)
         assert _collected(later)

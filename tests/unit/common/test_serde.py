@@ -14,7 +14,6 @@ from services.common.errors import InvalidInput
 from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.serde import (
     MAGIC,
-    SCHEMAS_DIR,
     email_request_serde,
     envelope_serde,
     outcome_serde,
@@ -23,6 +22,7 @@ from services.common.serde import (
     serde,
 )
 from services.fetcher.envelopes import parse_envelope, to_record
+from services.resources import SCHEMAS_DIR
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -4,6 +4,7 @@ scale-down gentle enough for static membership, and credentials for SASL over TL
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import parse_duration
@@ -17,7 +18,7 @@ from tests.unit.deploy.rendering import OVERLAY_NAMES, Obj, named, of_kind, rend
 CAMPAIGNS = sorted(load_pipeline_config(DEFAULT_PIPELINE_CONFIG).campaigns)
 
 
-def _setting(settings: dict[str, str], variable: str, model: type, field: str) -> str:
+def _setting(settings: dict[str, str], variable: str, model: type[BaseModel], field: str) -> str:
     return settings.get(variable, str(model.model_fields[field].default))
 
 

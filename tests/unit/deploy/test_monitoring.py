@@ -14,7 +14,7 @@ from tests.unit.deploy.rendering import OVERLAY_NAMES, named, of_kind, pods, ren
 METRIC_MODULES = (
     "services.common.health",
     "services.auth.metrics",
-    "services.fetcher.status",
+    "services.fetcher.metrics",
     "services.processor.metrics",
     "services.mailer.metrics",
     "services.feedback.metrics",

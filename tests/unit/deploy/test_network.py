@@ -213,8 +213,8 @@ def test_the_feedback_service_has_three_doors_each_for_its_own_callers(cluster: 
         FEEDBACK_SMTP: public,  # bounces and complaints, never from inside the cluster
         METRICS["triggerline-feedback"]: {"prometheus"},  # health and metrics
     }
-    for port, sources in needed.items():
-        assert callers[port] == sources, f"port {port}: reached by {sorted(callers[port])}"
+    for port, expected in needed.items():
+        assert callers[port] == expected, f"port {port}: reached by {sorted(callers[port])}"
     auth = cluster.app["triggerline-auth"]
     assert not reaches(cluster.policies, cluster.namespaces, feedback, auth, 7791)
 

@@ -136,8 +136,8 @@ def test_kafka_clients_use_their_own_user_over_tls_with_acls_for_their_groups(
             "TRIGGERLINE_MAILER_GROUP_ID", "triggerline-mailer"
         ),
     }
-    for user, group in groups.items():
-        acls = users[user]["spec"]["authorization"]["acls"]
+    for user_name, group in groups.items():
+        acls = users[user_name]["spec"]["authorization"]["acls"]
         assert {"type": "group", "name": group, "patternType": "literal"} in [
             a["resource"] for a in acls
         ]

@@ -20,9 +20,9 @@ from services.fetcher.envelopes import (
     Rejected,
     Sync,
     parse_line,
-    position_hint,
 )
 from services.fetcher.framing import HEAD_BYTES, LineFramer, Oversized
+from services.fetcher.positions import position_hint
 from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.handling import DeadLetter, Ping, Skip, Write, decide
 from services.fetcher.rules.health import WorkerView, not_ready_reason

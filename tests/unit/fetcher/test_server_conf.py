@@ -11,7 +11,8 @@ import pytest
 
 from services.common.errors import ConfigurationError
 from services.common.settings import env_names, load
-from services.fetcher.server_conf import MAPPED, apply_server_conf, read_pipelined
+from services.fetcher.pipelined_conf import MAPPED, read_pipelined
+from services.fetcher.server_conf import apply_server_conf
 from services.fetcher.settings import FetcherSettings
 
 # Campaign's own defaults for every <pipelined> attribute, as its shipped serverConf.xml writes

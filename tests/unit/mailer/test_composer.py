@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from services.common.pipeline_config import Campaign
+from services.common.campaign_config import Campaign
 from services.common.unsubscribe_token import (
     KeyRing,
     Rejection,

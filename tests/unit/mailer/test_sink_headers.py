@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.simulator.smtp_sink import header_value
+from services.simulator.sink_mail import header_value
 
 
 def test_the_first_header_of_the_name_is_read_in_any_case_and_unfolded() -> None:

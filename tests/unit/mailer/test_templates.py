@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.common.errors import InvalidInput
-from services.common.pipeline_config import TEMPLATE_NAMES
+from services.common.personalisation_config import TEMPLATE_NAMES
 from services.common.settings import PipelineConfigSettings, load
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.templates import TemplateSet, template_context

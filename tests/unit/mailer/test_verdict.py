@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from services.common.campaign_config import Campaign
 from services.common.errors import InvalidInput
 from services.common.models import OutcomeStatus
-from services.common.pipeline_config import Campaign
 from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
 from services.mailer.rules.report import already, internal_error
 from services.mailer.rules.retry import Retry, RetryTopic

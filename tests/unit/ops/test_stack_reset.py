@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.common.topics import topics_for
-from services.ops.stack import topics_to_reset
+from services.ops.stack_setup import topics_to_reset
 
 
 def test_a_run_drops_its_topics_and_every_campaign_topic_its_mailer_would_read() -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import profiles
-from services.common.pipeline_config import Variable
+from services.common.personalisation_config import Variable
 from services.common.settings import REPO_ROOT, DatabaseSettings
 from services.ops import templates as command
 from services.ops.rules.template_checks import (
@@ -29,6 +29,7 @@ from services.ops.rules.template_matrix import (
     sample_host,
     trigger_variants,
 )
+from services.processor.rules.profile import Profile
 from tests.integration.processor.triggers import adobe_envelope
 
 SHIPPED = REPO_ROOT / "config" / "templates"
@@ -207,7 +208,7 @@ def test_preview_says_when_the_trigger_would_be_skipped(
             "searchTerms: {from: [eVar7], required: true}",
         )
     )
-    monkeypatch.setattr(command, "find_profile", lambda _id: command.Profile("P-1", "a@b.example"))
+    monkeypatch.setattr(command, "find_profile", lambda _id: Profile("P-1", "a@b.example"))
     trigger = tmp_path / "trigger.json"
     trigger.write_text(json.dumps(adobe_envelope(mcid="1" * 38)))
     code = command.main(

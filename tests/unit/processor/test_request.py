@@ -8,7 +8,7 @@ import pytest
 
 from services.common.enrichments import Enrichments
 from services.common.models import EmailRequest
-from services.common.pipeline_config import Personalisation
+from services.common.personalisation_config import Personalisation
 from services.processor.rules.keys import idempotency_key
 from services.processor.rules.request import build_email_request
 from services.processor.rules.trigger import Trigger

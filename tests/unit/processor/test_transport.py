@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import aiokafka
 import pytest
@@ -61,7 +61,10 @@ def fetch(
         ),
         consumer=SimpleNamespace(_is_changelog_tp=lambda tp: tp == CHANGELOG),
     )
-    fetching = ReadCommittedConsumerThread._fetch_with_positions(thread, consumer, set(returned))
+    # The wrapper only reads the attributes stubbed above, so a namespace stands in for `self`.
+    fetching = ReadCommittedConsumerThread._fetch_with_positions(
+        cast(ReadCommittedConsumerThread, thread), consumer, set(returned)
+    )
     result: tuple[Any, Any] = asyncio.run(fetching)
     return result
 

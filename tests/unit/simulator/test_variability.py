@@ -13,7 +13,7 @@ import pytest
 from services.common.enrichments import enrichments_from_document
 from services.common.errors import ConfigurationError
 from services.common.settings import load
-from services.ops.stack import StackOptions, local_environment
+from services.ops.stack_environment import StackOptions, local_environment
 from services.simulator.catalog import SEARCH_ABANDONMENT, TRIGGER_TYPES
 from services.simulator.feed import mix_from
 from services.simulator.generator import PIPELINE_MESSAGE, TRIGGER, Generated, Mix, TriggerGenerator
