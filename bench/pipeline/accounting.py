@@ -52,16 +52,21 @@ def shopper_number(journey: Journey) -> int:
 
 def _reached(numbers: list[int], journeys: Iterable[Journey]) -> dict[str, str]:
     """For each lost trigger, the last stage its journey shows (for diagnosis)."""
-    by_number = {shopper_number(j): j for j in journeys}
+    seen = list(journeys)
+    by_number = {shopper_number(j): j for j in seen}
+    by_raw_key = {j.raw_key: j for j in seen if j.raw_key}
     reached = {}
     for number in numbers:
+        visitor = shopper(number)  # no profile resolved: look for its visitor's raw record
         journey = by_number.get(number)
-        stage = "nowhere we can see (no profile resolved)"
+        journey = journey or by_raw_key.get(visitor.mcid) or by_raw_key.get(visitor.declared_id)
+        stage = "nowhere we can see (not in triggers.raw under its mcId or declared id)"
         if journey is not None:
             for name in ("raw", "committed", "resolved", "decided", "accepted", "recorded"):
                 if getattr(journey, name) is not None:
                     stage = name
-            stage += f"; outcomes {dict(journey.outcomes)}"
+            where = f"messageId {journey.message_id}, upstream {journey.upstream}"
+            stage += f"; {where}; outcomes {dict(journey.outcomes)}"
         reached[str(number)] = stage
     return reached
 

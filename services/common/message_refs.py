@@ -8,7 +8,7 @@ bounce arrives, and prunes rows once every token naming them has expired.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, bindparam, delete, insert, select
@@ -72,7 +72,9 @@ class MessageRefStore:
         if not refs:
             return
         with database_outage("message refs"), self._engine.begin() as conn:
-            conn.execute(insert(message_refs), [asdict(ref) for ref in refs])
+            # vars(), not asdict(): the fields are flat, and asdict's deep copy costs as much
+            # as the insert itself at a mailer's rate
+            conn.execute(insert(message_refs), [vars(ref) for ref in refs])
 
     def find(self, ref: str) -> MessageRef | None:
         with database_outage("message refs"), self._engine.connect() as conn:

@@ -157,9 +157,13 @@ def bounce_token(address: str, domain: str) -> str | None:
     return token or None
 
 
+_LABELS = {
+    purpose: _DOMAIN_LABEL + purpose.value.encode("ascii") + b"\x00" for purpose in TokenPurpose
+}
+
+
 def _mac(key: SigningKey, purpose: TokenPurpose, body: bytes) -> bytes:
-    material = _DOMAIN_LABEL + purpose.value.encode("ascii") + b"\x00" + body
-    return hmac.digest(key.secret, material, "sha256")[:MAC_BYTES]
+    return hmac.digest(key.secret, _LABELS[purpose] + body, "sha256")[:MAC_BYTES]
 
 
 def _seconds(moment: datetime) -> int:

@@ -20,19 +20,13 @@ from typing import Protocol
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from services.common.backoff import Backoff
-from services.common.errors import (
-    PermanentFailure,
-    TransientFailure,
-    TriggerlineError,
-)
+from services.common.errors import PermanentFailure, TransientFailure, TriggerlineError
 from services.fetcher.applier import Applier
 from services.fetcher.buffer import Closed, LineBuffer
 from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.flush import FlushLimits, flush_due
-from services.fetcher.rules.retry import (
-    RetryPolicy,
-)
+from services.fetcher.rules.retry import RetryPolicy
 from services.fetcher.status import FetcherStatus
 from services.fetcher.transaction import IngestTransaction, ProducerBroken, TransactionAborted
 from services.fetcher.upstream import StreamRequest, Unauthorized, UpstreamStream

@@ -46,5 +46,6 @@ def test_whole_pipeline_under_faults_loses_and_repeats_nothing(
     problems = verdict(document)
     assert not problems, (
         f"{problems}; seed {plan.seed}; report {result}\n"
+        f"service logs: {tmp_path / 'stack' / 'logs'} (kept with --basetemp=DIR)\n"
         f"outcomes: {document['reconciliation']['outcomes']}\nrestarts: {document['restarts']}"
     )
