@@ -21,6 +21,12 @@ from services.processor.transport import ProcessorApp
 # per fetch, at a latency cost far below the p99 target. acks stay at faust's default, all.
 PRODUCER_LINGER_S = 0.005
 PRODUCER_MAX_BATCH_BYTES = 256 * 1024
+# How old the consumer's topic metadata may grow. A rebalance that runs while a restarted broker
+# does not list our topics yet hands every worker an empty assignment ("Ignoring missing
+# topic"), and only a metadata refresh that finds them again makes the group rebalance: at
+# aiokafka's default (5 minutes) the chaos test saw both workers idle that long with 8,000
+# triggers waiting. Ten seconds bounds the stall; a metadata request is cheap.
+METADATA_MAX_AGE_MS = 10_000
 
 STATE_TABLE = "profile-state"
 DUE_TABLE = "pending-due"
@@ -87,6 +93,7 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
         broker_session_timeout=settings.session_timeout.total_seconds(),
         broker_heartbeat_interval=min(3.0, settings.session_timeout.total_seconds() / 3),
         consumer_auto_offset_reset=settings.auto_offset_reset,
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
