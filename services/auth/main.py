@@ -9,9 +9,8 @@ from aiohttp import web
 
 from services.auth.app import build_app
 from services.auth.credentials import load_credentials
-from services.auth.settings import AuthSettings
+from services.auth.settings import load_config
 from services.common.logsetup import configure_logging
-from services.common.settings import LogSettings, load
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +24,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, help="port to listen on")
     parser.add_argument("--mode", choices=["oauth", "jwt", "none"], help="how to get tokens")
     args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    settings = load(AuthSettings, args)
-    logs = load(LogSettings)
-    configure_logging("auth", logs.level, logs.format)
+    config = load_config(args)
+    settings = config.auth
+    configure_logging("auth", config.log.level, config.log.format)
     credentials = load_credentials(settings)  # a ConfigurationError names the setting
     log.info(
         "auth on http://%s:%d: mode %s, IMS %s, %d clients (%s)",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-from services.common.settings import Duration, settings_config
+from services.common.settings import Duration, LogSettings, load, settings_config
 
 
 class AuthSettings(BaseSettings):
@@ -84,3 +86,16 @@ class AuthSettings(BaseSettings):
     clients_file: Path | None = Field(
         None, description="File of `<name>:<secret>` lines, one client per line."
     )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Every settings part the auth service reads, loaded once in `main`."""
+
+    auth: AuthSettings
+    log: LogSettings
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> AuthConfig:
+    """Read the environment once (command-line `overrides` win); errors name the variable."""
+    return AuthConfig(load(AuthSettings, overrides), load(LogSettings))

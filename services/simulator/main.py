@@ -9,9 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from services.common.logsetup import configure_logging
-from services.common.settings import LogSettings, load
 from services.simulator.app import build_app
-from services.simulator.settings import SimulatorSettings
+from services.simulator.settings import load_config
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +69,9 @@ def overrides(argv: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    settings = load(SimulatorSettings, overrides(argv))
-    logs = load(LogSettings)
-    configure_logging("simulator", logs.level, logs.format)
+    config = load_config(overrides(argv))
+    settings = config.simulator
+    configure_logging("simulator", config.log.level, config.log.format)
     app = build_app(settings)
     target = settings.triggers or "unbounded"
     log.info(

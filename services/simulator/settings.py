@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
-from services.common.settings import Duration, settings_config
+from services.common.settings import Duration, LogSettings, load, settings_config
 
 
 class SimulatorSettings(BaseSettings):
@@ -183,3 +186,16 @@ class SimulatorSettings(BaseSettings):
                 f"to {total:.3f}; they exclude one another, so lower them to a sum of at most 1"
             )
         return self
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Every settings part the simulator reads, loaded once in `main`."""
+
+    simulator: SimulatorSettings
+    log: LogSettings
+
+
+def load_config(overrides: Mapping[str, Any] | None = None) -> SimulatorConfig:
+    """Read the environment once (command-line `overrides` win); errors name the variable."""
+    return SimulatorConfig(load(SimulatorSettings, overrides), load(LogSettings))
