@@ -50,16 +50,29 @@ def shopper_number(journey: Journey) -> int:
     return int(profile[1:]) if profile[:1] == "P" and profile[1:].isdigit() else -1
 
 
-def _reached(numbers: list[int], journeys: Iterable[Journey]) -> dict[str, str]:
+def numbered(journeys: Iterable[Journey], first: int, end: int) -> dict[int, Journey]:
+    """The journeys of triggers [first, end) by number: from the profile id when a stage named
+    it, else from the triggers.raw key (the visitor's mcId or declared id), so a trigger that
+    ended before its profile was resolved (dead-lettered in stage 1, say) is still counted."""
+    visitors: dict[str, int] = {}
+    for number in range(first, end):
+        visitor = shopper(number)
+        visitors[visitor.mcid] = visitors[visitor.declared_id] = number
+    found: dict[int, Journey] = {}
+    for journey in journeys:
+        number = shopper_number(journey)
+        if not first <= number < end:
+            number = visitors.get(journey.raw_key or "", -1)
+        if number >= 0:
+            found.setdefault(number, journey)
+    return found
+
+
+def _reached(numbers: list[int], journeys: dict[int, Journey]) -> dict[str, str]:
     """For each lost trigger, the last stage its journey shows (for diagnosis)."""
-    seen = list(journeys)
-    by_number = {shopper_number(j): j for j in seen}
-    by_raw_key = {j.raw_key: j for j in seen if j.raw_key}
     reached = {}
     for number in numbers:
-        visitor = shopper(number)  # no profile resolved: look for its visitor's raw record
-        journey = by_number.get(number)
-        journey = journey or by_raw_key.get(visitor.mcid) or by_raw_key.get(visitor.declared_id)
+        journey = journeys.get(number)
         stage = "nowhere we can see (not in triggers.raw under its mcId or declared id)"
         if journey is not None:
             for name in ("raw", "committed", "resolved", "decided", "accepted", "recorded"):
@@ -86,7 +99,8 @@ def reconcile(
     lost = sorted(i for address, i in recipients.items() if by_recipient[address] == 0)
     duplicates = {a: n for a, n in by_recipient.items() if n > 1}
     repeated_ids = {m: n for m, n in by_message_id.items() if n > 1}
-    mine = [j for j in journeys if first <= shopper_number(j) < end]
+    by_number = numbered(journeys, first, end)
+    mine = list(by_number.values())
     labels: Counter[str] = Counter()
     conflicting = repeated = 0
     for journey in mine:
@@ -109,6 +123,6 @@ def reconcile(
         repeated_outcome_records=repeated,
         outcomes=dict(labels.most_common()),
         lost_examples=lost[:10],
-        lost_reached=_reached(lost[:10], mine),
+        lost_reached=_reached(lost[:10], by_number),
         duplicate_examples=sorted(duplicates)[:10],
     )

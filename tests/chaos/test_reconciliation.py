@@ -74,3 +74,17 @@ def test_a_trigger_without_outcome_and_a_retry_left_over_fail(tmp_path: Path) ->
         "without_outcome: 1",
         "retry topics not drained: {'emails.retry.30s': 2}",
     ]
+
+
+def test_a_trigger_that_ended_before_its_profile_was_resolved_is_found_by_its_raw_key(
+    tmp_path: Path,
+) -> None:
+    journeys = _journeys()
+    journeys[31] = Journey(
+        "m31", raw=1.0, raw_key=shopper(31).mcid, outcomes=Counter({"failed:producer": 1})
+    )
+    journal = _journal(tmp_path / "j.tsv", [i for i in range(TRIGGERS) if i != 31])
+    counts = reconcile(0, TRIGGERS, read_journal(journal), journeys)
+    assert (counts.lost, counts.without_outcome) == (1, 0)
+    assert counts.outcomes["failed:producer"] == 1
+    assert counts.lost_reached["31"].startswith("raw; messageId m31")
