@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
+from services.common.suppression import SuppressionChange, suppression_change
 from services.ops.errors import OperatorError
 from services.ops.profile_files import RecordFile
 from services.ops.profile_store import ProfileImportStore, SuppressionImportStore
@@ -117,8 +118,9 @@ def suppress_addresses(
     batch_size: int = DEFAULT_BATCH,
     dry_run: bool = False,
 ) -> tuple[Counter[str], list[Reject]]:
-    """Check the file, then add its addresses in batches; counts of added, already there,
-    repeated in the file, and rejected."""
+    """Check the file, then add its addresses in batches; counts of added, widened (an
+    unsubscribe that now stops all mail, `suppression_change`), already there, repeated in the
+    file, and rejected."""
     header = reader.header()
     if email_column not in header:
         raise OperatorError(
@@ -142,12 +144,17 @@ def suppress_addresses(
     source = f"import:{reader.path.name}"
 
     def flush() -> None:
-        known = store.already([r.email for r in batch])
-        new = [r for r in batch if r.email not in known]
-        counts["already"] += len(batch) - len(new)
+        existing = store.reasons([r.email for r in batch])
+        changes = {r: suppression_change(existing.get(r.email), r.reason) for r in batch}
+        new = [r for r, change in changes.items() if change is SuppressionChange.INSERT]
+        wider = [(r, existing[r.email]) for r, c in changes.items() if c is SuppressionChange.WIDEN]
+        counts["already"] += len(batch) - len(new) - len(wider)
         counts["added"] += len(new)
+        counts["widened"] += len(wider)
         if not dry_run:
-            store.add(new, source, datetime.now(UTC))
+            now = datetime.now(UTC)
+            store.add(new, source, now)
+            store.widen(wider, source, now)
         batch.clear()
 
     with _bar(None, "comparing" if dry_run else "suppressing") as bar:

@@ -1,8 +1,8 @@
 """Profiles, identities and suppressions written in batches, portably (SQLite, PostgreSQL).
 
 Each batch is one transaction: profiles upserted by id, identities added unless already there,
-suppressions added unless already there (the first reason is kept, as the mailer's
-`SuppressionStore.add` keeps it).
+suppressions decided by `suppression_change` like every other writer of the table: added when
+new, an unsubscribe widened by a reason that stops all mail, anything else kept as it is.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.db.chunks import in_chunks
@@ -31,7 +31,7 @@ _OWNERS = select(identities.c.value, identities.c.profile_id).where(
     identities.c.kind == bindparam("b_kind"),
     identities.c.value.in_(bindparam("b_values", expanding=True)),
 )
-_SUPPRESSED = select(suppressions.c.email).where(
+_SUPPRESSED = select(suppressions.c.email, suppressions.c.reason).where(
     suppressions.c.email.in_(bindparam("b_emails", expanding=True))
 )
 
@@ -186,27 +186,34 @@ class SuppressionImportStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def already(self, emails: Sequence[str]) -> set[str]:
-        found: set[str] = set()
+    def reasons(self, emails: Sequence[str]) -> dict[str, str]:
+        """The reason already on file for each of these (normalised) addresses that has one."""
+        found: dict[str, str] = {}
         with self._engine.connect() as conn:
             for chunk in in_chunks(list(dict.fromkeys(emails))):
-                found.update(conn.execute(_SUPPRESSED, {"b_emails": chunk}).scalars())
+                rows = conn.execute(_SUPPRESSED, {"b_emails": chunk}).tuples()
+                found.update((str(email), str(reason)) for email, reason in rows)
         return found
 
     def add(self, rows: Sequence[SuppressionRow], source: str, now: datetime) -> None:
+        """Insert new addresses; one a concurrent writer added meanwhile keeps its row."""
         if not rows:
             return
         with self._engine.begin() as conn:
             insert = _insert(conn, suppressions).on_conflict_do_nothing()
-            conn.execute(
-                insert,
-                [
-                    {
-                        "email": r.email,
-                        "reason": r.reason,
-                        "source": source[:200],
-                        "created_at": now,
-                    }
-                    for r in rows
-                ],
-            )
+            conn.execute(insert, [_suppression(r, source, now) for r in rows])
+
+    def widen(self, rows: Sequence[tuple[SuppressionRow, str]], source: str, now: datetime) -> None:
+        """Replace each row's `existing` reason (the pair's second) by the row's; a row another
+        writer changed meanwhile is left as that writer made it."""
+        with self._engine.begin() as conn:
+            for row, existing in rows:
+                conn.execute(
+                    update(suppressions)
+                    .where(suppressions.c.email == row.email, suppressions.c.reason == existing)
+                    .values(_suppression(row, source, now))
+                )
+
+
+def _suppression(row: SuppressionRow, source: str, now: datetime) -> dict[str, Any]:
+    return {"email": row.email, "reason": row.reason, "source": source[:200], "created_at": now}

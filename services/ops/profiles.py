@@ -146,7 +146,8 @@ def main(argv: list[str]) -> int:
             write_rejects(rejects_path, rejects)
             verb = "would add" if args.dry_run else "added"
             print(
-                f"{counts['rows']} rows: {verb} {counts['added']}, already suppressed "
+                f"{counts['rows']} rows: {verb} {counts['added']}, widened to all mail "
+                f"{counts['widened']}, already suppressed "
                 f"{counts['already']}, repeated {counts['repeated']}, rejected {len(rejects)}"
             )
             if rejects:

@@ -181,7 +181,10 @@ def test_suppress_adds_addresses_once_keeping_the_first_reason(
         ],
     )
     assert cli(["profiles", "suppress", str(source), "--dry-run"]) == 0
-    assert "would add 1, already suppressed 1, repeated 1, rejected 1" in capsys.readouterr().out
+    assert (
+        "would add 1, widened to all mail 0, already suppressed 1, repeated 1, rejected 1"
+        in capsys.readouterr().out
+    )
     assert cli(["profiles", "suppress", str(source)]) == 0
     assert table(database, "suppressions") == [
         ("ann@example.com", "unsubscribed", "import:unsubscribed.csv"),
@@ -189,3 +192,21 @@ def test_suppress_adds_addresses_once_keeping_the_first_reason(
     ]
     with database.connect() as conn:
         assert conn.execute(select(func.count()).select_from(profiles)).scalar_one() == 0
+
+
+def test_a_bounce_list_widens_an_unsubscribe_and_an_unsubscribe_never_narrows_a_bounce(
+    database: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The import decides like the feedback service and the mailer (`suppression_change`): an
+    unsubscribe stops marketing only, so a later bounce list must make it stop all mail."""
+    unsubscribed = write_csv(tmp_path / "unsub.csv", [["email"], ["ann@example.com"]])
+    assert cli(["profiles", "suppress", str(unsubscribed), "--reason", "unsubscribed"]) == 0
+    bounces = write_csv(tmp_path / "bounces.csv", [["email"], ["ann@example.com"]])
+    capsys.readouterr()
+    assert cli(["profiles", "suppress", str(bounces), "--reason", "hard_bounce"]) == 0
+    assert "added 0, widened to all mail 1, already suppressed 0" in capsys.readouterr().out
+    assert cli(["profiles", "suppress", str(unsubscribed), "--reason", "unsubscribed"]) == 0
+    assert "added 0, widened to all mail 0, already suppressed 1" in capsys.readouterr().out
+    assert table(database, "suppressions") == [
+        ("ann@example.com", "hard_bounce", "import:bounces.csv"),
+    ]
