@@ -266,7 +266,7 @@ class IngestWorker:
         if batch.count == 0:
             return 0.5
         now = time.monotonic()
-        until_period = self._limits.period.total_seconds() - (now - batch.first_at)
+        until_period = self._limits.longest_open.total_seconds() - (now - batch.first_at)
         until_linger = self._limits.linger.total_seconds() - (now - last_item)
         return min(0.5, max(0.0, min(until_period, until_linger)))
 

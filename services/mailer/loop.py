@@ -106,9 +106,12 @@ class MailerLoop:
     def turn(self, stop: threading.Event | None = None) -> int:
         """One poll and everything it brought; returns how many requests were handled."""
         self._resume_due()
-        messages = self._consumer.consume(
-            num_messages=self._options.batch_size, timeout=self._options.poll_timeout
-        )
+        # Wait for the first request only, then take whatever has already arrived: asking for a
+        # whole batch would make a request wait up to poll_timeout whenever fewer than
+        # batch_size are coming (every request below 1,000/s), for no gain in throughput.
+        messages = self._consumer.consume(num_messages=1, timeout=self._options.poll_timeout)
+        if messages and self._options.batch_size > 1:
+            messages += self._consumer.consume(num_messages=self._options.batch_size - 1, timeout=0)
         self._probes.beat()
         work, cut = self._admit(messages)
         if not work:

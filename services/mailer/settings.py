@@ -74,9 +74,14 @@ class MailerSettings(BaseSettings):
     topic_refresh: Duration = Field(
         timedelta(seconds=30), description="How often new campaign topics are looked for."
     )
-    batch_size: int = Field(500, description="Most requests handled per poll.", ge=1)
+    batch_size: int = Field(
+        500,
+        description="Most requests handled per poll: the first, and those that have already arrived.",
+        ge=1,
+    )
     poll_timeout: Duration = Field(
-        timedelta(milliseconds=500), description="Longest wait for new requests per poll."
+        timedelta(milliseconds=500),
+        description="Longest wait for the first request of a poll (no poll waits for a full batch).",
     )
     claim_timeout: Duration = Field(
         timedelta(minutes=5),

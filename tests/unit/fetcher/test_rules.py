@@ -14,9 +14,13 @@ from services.fetcher.rules.flush import FlushLimits, flush_due
 from services.fetcher.rules.partitions import replica_partitions, worker_partitions
 
 LIMITS = FlushLimits(
-    message_count=1000, period=timedelta(seconds=5), linger=timedelta(milliseconds=50)
+    message_count=1000,
+    period=timedelta(seconds=5),
+    linger=timedelta(milliseconds=50),
+    commit_interval=timedelta(0),  # pipelined's own cadence
 )
-S = timedelta(seconds=1)
+MS = timedelta(milliseconds=1)
+S = 1000 * MS
 
 
 @pytest.mark.parametrize(
@@ -31,6 +35,22 @@ S = timedelta(seconds=1)
 )
 def test_flush_due(pending: int, since_first: timedelta, idle: timedelta, due: bool) -> None:
     assert flush_due(pending, since_first, idle, LIMITS) is due
+
+
+@pytest.mark.parametrize(
+    ("period", "interval", "since_first", "due"),
+    [
+        (5 * S, 100 * MS, 99 * MS, False),
+        (5 * S, 100 * MS, 100 * MS, True),  # a steady stream commits every interval
+        (50 * MS, 100 * MS, 50 * MS, True),  # a shorter pointerFlushPeriodSec still wins
+        (5 * S, 0 * MS, 4 * S, False),  # interval 0: only the period, as pipelined
+    ],
+)
+def test_a_steady_stream_commits_at_the_interval_whatever_the_flush_period(
+    period: timedelta, interval: timedelta, since_first: timedelta, due: bool
+) -> None:
+    limits = FlushLimits(1000, period, linger=50 * MS, commit_interval=interval)
+    assert flush_due(10, since_first, idle=1 * MS, limits=limits) is due
 
 
 def test_replicas_split_partitions_without_overlap() -> None:
