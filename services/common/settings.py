@@ -195,6 +195,8 @@ def reference_markdown(classes: Iterable[type[BaseSettings]]) -> str:
                 shown = _repo_relative(default)
             elif isinstance(default, timedelta):
                 shown = f"{default.total_seconds():g}s"
+            elif isinstance(default, tuple) and all(isinstance(d, timedelta) for d in default):
+                shown = ",".join(f"{d.total_seconds():g}s" for d in default)  # as it is set
             else:
                 shown = repr(default) if default not in (None, "") else "(empty)"
             if isinstance(default, SecretStr) and "sqlite" in default.get_secret_value():
