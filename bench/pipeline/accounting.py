@@ -78,7 +78,10 @@ def _reached(numbers: list[int], journeys: dict[int, Journey]) -> dict[str, str]
             for name in ("raw", "committed", "resolved", "decided", "accepted", "recorded"):
                 if getattr(journey, name) is not None:
                     stage = name
-            where = f"messageId {journey.message_id}, upstream {journey.upstream}"
+            where = (
+                f"messageId {journey.message_id}, upstream {journey.upstream}, "
+                f"triggers.raw {journey.raw_position}"
+            )
             stage += f"; {where}; outcomes {dict(journey.outcomes)}"
         reached[str(number)] = stage
     return reached

@@ -41,6 +41,7 @@ class Journey:
     accepted: float | None = None  # first acceptance at the SMTP sink
     recorded: float | None = None  # first `sent` outcome record (mailer)
     upstream: tuple[int, int] | None = None  # upstream partition and offset
+    raw_position: tuple[int, int] | None = None  # its triggers.raw partition and offset
     raw_key: str | None = None  # its triggers.raw key: the visitor's mcId or declared id
     recipient: str | None = None
     profile_id: str | None = None  # from its email request or outcome: names its shopper
@@ -206,6 +207,7 @@ def read_run(
             trip.raw = stamp(message)
             trip.created = create_time_ms(value)
             trip.raw_key = (message.key() or b"").decode(errors="replace")
+            trip.raw_position = _position(message)
             partition = header(headers, "upstream-partition")
             offset = header(headers, "upstream-offset")
             if partition is not None and offset is not None:

@@ -111,6 +111,8 @@ class Pipeline:
         statement for what the cache lacks), so each trigger's own lookup is a cache hit.
         """
         started = time.perf_counter()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stage 1 takes %s", " ".join(source_of(m).position for m in messages))
         routed: list[_Routed] = []
         for message in messages:
             source = source_of(message)

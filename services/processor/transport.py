@@ -204,6 +204,13 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
         self._gap[tp].chop(0, moved)
         return moved
 
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        if log.isEnabledFor(logging.DEBUG):  # which offsets moved: the trail a lost record leaves
+            moved = {f"{tp.topic}:{tp.partition}": offset for tp, offset in offsets.items()}
+            log.debug("committing %s", moved)
+        committed: bool = await super()._commit(offsets)
+        return committed
+
     def _forget(self, tps: Any) -> None:
         for tp in tps:
             self._fetch_position.pop(tp, None)
