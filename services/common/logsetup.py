@@ -40,3 +40,6 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "text") -> N
     root.setLevel(level)
     for noisy in ("aiokafka", "urllib3", "mail.log", "faust.transport", "mode"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # faust's DEBUG prints every record it sends, payload included (addresses, names): never
+    # below INFO, so DEBUG stays our own services' trail and personal data stays out of logs.
+    logging.getLogger("faust").setLevel(max(logging.INFO, root.level))
