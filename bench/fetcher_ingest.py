@@ -32,6 +32,7 @@ import requests
 from confluent_kafka import Producer
 
 from bench.common import ROOT, cpu_seconds, free_port, jvm_cpu_seconds, write_result
+from services.common.headers import MESSAGE_ID, UPSTREAM_OFFSET, UPSTREAM_PARTITION, UPSTREAM_TOPIC
 from services.common.kafka import ensure_topics, make_admin
 from services.common.runtime import freeze_startup_heap
 from services.common.serde import envelope_serde
@@ -163,10 +164,10 @@ def hot_path(
         producer.begin_transaction()
         for sent, (envelope, value) in enumerate(zip(records, values, strict=True), 1):
             headers: list[tuple[str, str | bytes | None]] = [
-                ("upstream-topic", b"triggers"),
-                ("upstream-partition", str(envelope.partition).encode()),
-                ("upstream-offset", str(envelope.offset).encode()),
-                ("message-id", envelope.message_id.encode()),
+                (UPSTREAM_TOPIC, b"triggers"),
+                (UPSTREAM_PARTITION, str(envelope.partition).encode()),
+                (UPSTREAM_OFFSET, str(envelope.offset).encode()),
+                (MESSAGE_ID, envelope.message_id.encode()),
             ]
             producer.produce(topic, value=value, key=envelope.key.encode(), headers=headers)
             if sent % POLL_EVERY == 0:

@@ -42,7 +42,7 @@ from services.common.kafka import ensure_topics, make_admin  # noqa: E402
 from services.common.models import EmailRequest  # noqa: E402
 from services.common.serde import email_request_serde  # noqa: E402
 from services.common.settings import KafkaSettings  # noqa: E402
-from services.common.topics import TOPICS  # noqa: E402
+from services.common.topics import topics  # noqa: E402
 
 
 def produce(bootstrap: str, topic: str, campaign: str, run: str, count: int) -> None:
@@ -142,7 +142,7 @@ def skip_retry_backlog(bootstrap: str, group: str) -> int:
     ends: list[TopicPartition] = []
     skipped = 0
     try:
-        for spec in TOPICS.email_retries():
+        for spec in topics().email_retries():
             metadata = consumer.list_topics(spec.name, timeout=10).topics[spec.name]
             for number in metadata.partitions:
                 low, high = consumer.get_watermark_offsets(
@@ -159,8 +159,8 @@ def skip_retry_backlog(bootstrap: str, group: str) -> int:
 def mailer_run(args: argparse.Namespace, kafka: KafkaSettings) -> dict[str, Any]:
     run = uuid.uuid4().hex[:10]
     campaign = f"bench{run}"
-    spec = replace(TOPICS.emails(campaign), partitions=args.partitions)
-    shared = [TOPICS.outcomes, TOPICS.emails_dlq, *TOPICS.email_retries()]
+    spec = replace(topics().emails(campaign), partitions=args.partitions)
+    shared = [topics().outcomes, topics().emails_dlq, *topics().email_retries()]
     ensure_topics(make_admin(kafka), [spec, *shared])
     produce(args.bootstrap, spec.name, campaign, run, args.count)
     group = f"bench-mailer-{run}"

@@ -23,7 +23,7 @@ from typing import Any
 from faust.stores.rocksdb import RocksDBOptions
 
 from bench.common import write_result
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.processor.rules.state import ProfileState, Seen
 from services.processor.settings import ProcessorSettings
 
@@ -46,7 +46,7 @@ def state_value(index: int, now_ms: int) -> bytes:
 
 
 def measure(keys: int, root: Path) -> dict[str, Any]:
-    partitions = TOPICS.processor_by_profile.partitions
+    partitions = topics().processor_by_profile.partitions
     cache = ProcessorSettings().rocksdb_block_cache_mb * 1024 * 1024
     options = RocksDBOptions(block_cache_size=cache, block_cache_compressed_size=cache // 4)
     before = rss_mib()

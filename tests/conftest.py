@@ -18,15 +18,17 @@ from typing import cast
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient
-from sqlalchemy import Engine
 
 from services.common.kafka import ensure_topics
 from services.common.settings import KafkaSettings
 from services.common.topics import TopicSpec
-from tests.support.databases import migrated_postgres
 
 # Fixtures shared by several test packages, kept as plain modules rather than imported conftests.
-pytest_plugins = ["tests.support.feedback_service", "tests.support.mailer_world"]
+pytest_plugins = [
+    "tests.support.databases",
+    "tests.support.feedback_service",
+    "tests.support.mailer_world",
+]
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 
@@ -156,10 +158,3 @@ def consume_until(kafka_bootstrap: str, unique: str) -> Iterator[Callable[..., C
     yield consume
     for consumer in consumers:
         consumer.close()
-
-
-@pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
-    """A migrated database of this test's own on the local PostgreSQL, dropped afterwards."""
-    with migrated_postgres() as engine:
-        yield engine

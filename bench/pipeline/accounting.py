@@ -52,17 +52,20 @@ def shopper_number(journey: Journey) -> int:
 
 def numbered(journeys: Iterable[Journey], first: int, end: int) -> dict[int, Journey]:
     """The journeys of triggers [first, end) by number: from the profile id when a stage named
-    it, else from the triggers.raw key (the visitor's mcId or declared id), so a trigger that
-    ended before its profile was resolved (dead-lettered in stage 1, say) is still counted."""
+    it, else from the triggers.raw key (the visitor's mcId or declared id) or the shopper address
+    in the envelope, so a trigger that ended before its profile was resolved (dead-lettered in
+    stage 1, say) is still counted."""
     visitors: dict[str, int] = {}
     for number in range(first, end):
         visitor = shopper(number)
-        visitors[visitor.mcid] = visitors[visitor.declared_id] = number
+        visitors[visitor.mcid] = visitors[visitor.declared_id] = visitors[visitor.email] = number
     found: dict[int, Journey] = {}
     for journey in journeys:
         number = shopper_number(journey)
         if not first <= number < end:
             number = visitors.get(journey.raw_key or "", -1)
+        if not first <= number < end:  # keyed by its messageId: an email-only trigger
+            number = visitors.get(journey.raw_email or "", -1)
         if number >= 0:
             found.setdefault(number, journey)
     return found
@@ -73,7 +76,7 @@ def _reached(numbers: list[int], journeys: dict[int, Journey]) -> dict[str, str]
     reached = {}
     for number in numbers:
         journey = journeys.get(number)
-        stage = "nowhere we can see (not in triggers.raw under its mcId or declared id)"
+        stage = "nowhere we can see (not in triggers.raw under its mcId, declared id or email)"
         if journey is not None:
             for name in ("raw", "committed", "resolved", "decided", "accepted", "recorded"):
                 if getattr(journey, name) is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -21,11 +22,15 @@ from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
+from services.common.headers import MESSAGE_ID, UPSTREAM_OFFSET, UPSTREAM_PARTITION, X_SOURCE
 from services.common.kafka import Headers, header
 from services.common.serde import email_request_serde, envelope_serde, outcome_serde
 from services.common.topics import Topics
 
 ENVELOPE_PREFIX = ("topic", "partition", "offset", "createTime")
+# The simulator's shoppers' addresses (services/simulator/population.py), as the envelope's
+# Avro strings carry them: UTF-8, unescaped.
+SHOPPER_EMAIL = re.compile(rb"shopper\d+@example\.com")
 
 
 @dataclass
@@ -42,6 +47,7 @@ class Journey:
     recorded: float | None = None  # first `sent` outcome record (mailer)
     upstream: tuple[int, int] | None = None  # upstream partition and offset
     raw_position: tuple[int, int] | None = None  # its triggers.raw partition and offset
+    raw_email: str | None = None  # the first shopper address its envelope carries, if any
     raw_key: str | None = None  # its triggers.raw key: the visitor's mcId or declared id
     recipient: str | None = None
     profile_id: str | None = None  # from its email request or outcome: names its shopper
@@ -200,16 +206,18 @@ def read_run(
     def on_raw(message: Message) -> None:
         records.raw_records += 1
         headers = _headers(message)
-        message_id = header(headers, "message-id") or f"raw:{message.offset()}"
+        message_id = header(headers, MESSAGE_ID) or f"raw:{message.offset()}"
         trip = journey(message_id)
         if trip.raw is None:
             value = message.value() or b""
             trip.raw = stamp(message)
             trip.created = create_time_ms(value)
             trip.raw_key = (message.key() or b"").decode(errors="replace")
+            shopper_email = SHOPPER_EMAIL.search(value)  # names an email-only trigger's shopper
+            trip.raw_email = shopper_email.group().decode() if shopper_email else None
             trip.raw_position = _position(message)
-            partition = header(headers, "upstream-partition")
-            offset = header(headers, "upstream-offset")
+            partition = header(headers, UPSTREAM_PARTITION)
+            offset = header(headers, UPSTREAM_OFFSET)
             if partition is not None and offset is not None:
                 trip.upstream = (int(partition), int(offset))
             if len(records.payload_sample) < sample_payloads:
@@ -232,7 +240,7 @@ def read_run(
     _commit_times(journeys.values(), pointers)
 
     def on_repartition(message: Message) -> None:
-        source = header(_headers(message), "x-source")
+        source = header(_headers(message), X_SOURCE)
         if source is None:
             return  # a release tick, not a trigger
         _, partition, offset = source.rsplit(":", 2)

@@ -5,9 +5,24 @@ from __future__ import annotations
 import hashlib
 import time
 
+from services.common.headers import (
+    X_ATTEMPT,
+    X_ERROR_CLASS,
+    X_ERROR_MESSAGE,
+    X_ERROR_PREFIX,
+    X_ERROR_REASON,
+    X_FAILED_AT,
+    X_ORIGINAL_OFFSET,
+    X_ORIGINAL_PARTITION,
+    X_ORIGINAL_SHA256,
+    X_ORIGINAL_SIZE,
+    X_ORIGINAL_TIMESTAMP,
+    X_ORIGINAL_TOPIC,
+    X_SERVICE,
+    X_TRUNCATED,
+)
 from services.common.kafka import Headers
 
-HEADER_PREFIX = "x-"
 # A dead letter's value is cut to this, far inside any topic's max.message.bytes (1 MB by
 # default) with room for its headers, so Kafka never refuses the record that reports a problem.
 DEAD_LETTER_MAX_VALUE = 256 * 1024
@@ -27,9 +42,9 @@ def bounded_value(
         return value, []
     digest = sha256 or hashlib.sha256(value).hexdigest()
     return value[:DEAD_LETTER_MAX_VALUE], [
-        ("x-truncated", b"true"),
-        ("x-original-size", str(size).encode()),
-        ("x-original-sha256", digest.encode()),
+        (X_TRUNCATED, b"true"),
+        (X_ORIGINAL_SIZE, str(size).encode()),
+        (X_ORIGINAL_SHA256, digest.encode()),
     ]
 
 
@@ -50,21 +65,21 @@ def dead_letter_headers(
     The original headers are kept (minus earlier `x-` error headers), so a re-drive can restore
     the message exactly; `x-redrive-count` is added by the re-drive, not here.
     """
-    kept = [(k, v) for k, v in (original or []) if not k.startswith(HEADER_PREFIX + "error")]
+    kept = [(k, v) for k, v in (original or []) if not k.startswith(X_ERROR_PREFIX)]
     headers: Headers = [
         *kept,
-        ("x-original-topic", source_topic.encode()),
-        ("x-original-partition", str(source_partition).encode()),
-        ("x-original-offset", str(source_offset).encode()),
-        ("x-service", service.encode()),
-        ("x-error-reason", reason.encode()),
-        ("x-failed-at", str(int(time.time() * 1000)).encode()),
+        (X_ORIGINAL_TOPIC, source_topic.encode()),
+        (X_ORIGINAL_PARTITION, str(source_partition).encode()),
+        (X_ORIGINAL_OFFSET, str(source_offset).encode()),
+        (X_SERVICE, service.encode()),
+        (X_ERROR_REASON, reason.encode()),
+        (X_FAILED_AT, str(int(time.time() * 1000)).encode()),
     ]
     if source_timestamp_ms is not None:
-        headers.append(("x-original-timestamp", str(source_timestamp_ms).encode()))
+        headers.append((X_ORIGINAL_TIMESTAMP, str(source_timestamp_ms).encode()))
     if error is not None:
-        headers.append(("x-error-class", type(error).__qualname__.encode()))
-        headers.append(("x-error-message", str(error)[:1000].encode("utf-8", "replace")))
+        headers.append((X_ERROR_CLASS, type(error).__qualname__.encode()))
+        headers.append((X_ERROR_MESSAGE, str(error)[:1000].encode("utf-8", "replace")))
     if attempt is not None:
-        headers.append(("x-attempt", str(attempt).encode()))
+        headers.append((X_ATTEMPT, str(attempt).encode()))
     return headers

@@ -21,7 +21,7 @@ from services.common.errors import ConfigurationError
 from services.common.identity import IdentityPrecedence
 from services.common.personalisation_config import Personalisation, Variable
 from services.common.routing_model import RoutingModel
-from services.common.topics import TOPICS
+from services.common.topics import topics
 
 ALL_TRIGGERS = "*"
 
@@ -69,7 +69,7 @@ class PipelineConfig(RoutingModel):
         if len(set(names)) != len(names):
             raise ValueError("topics: each pipeline topic may appear once")
         for campaign in self.campaigns:
-            TOPICS.emails(campaign)  # raises on a name that cannot become a topic
+            topics().emails(campaign)  # raises on a name that cannot become a topic
         known = self.connector_index()
         for topic in self.topics:
             for route in topic.triggers:

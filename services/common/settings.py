@@ -25,11 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 S = TypeVar("S", bound=BaseSettings)
 
-# Variables read outside the settings classes: the topic namespace (services/common/topics.py),
-# the local scripts' folders and ports, and the test suite's service addresses.
+# Variables read outside the settings classes: the local scripts' folders and ports, and the
+# test suite's service addresses.
 OTHER_VARIABLES = frozenset(
     {
-        "TRIGGERLINE_TOPICS_PREFIX",
         "TRIGGERLINE_KAFKA_HOME",
         "TRIGGERLINE_POSTGRES_HOME",
         "TRIGGERLINE_POSTGRES_PORT",
@@ -100,6 +99,18 @@ class KafkaSettings(BaseSettings):
         if self.ssl_ca_location:
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
+
+
+class TopicSettings(BaseSettings):
+    """The namespace of every topic name (services/common/topics.py)."""
+
+    model_config = settings_config("topics")
+
+    prefix: str = Field(
+        "",
+        description="Prefix of every topic name (`staging.` gives `staging.triggers.raw`), so "
+        "several environments or test runs can share one cluster.",
+    )
 
 
 class DatabaseSettings(BaseSettings):
@@ -188,7 +199,7 @@ def reference_markdown(classes: Iterable[type[BaseSettings]]) -> str:
         lines.append("|---|---|---|")
         prefix = str(cls.model_config.get("env_prefix", ""))
         for name, info in cls.model_fields.items():
-            default = info.default
+            default = info.get_default(call_default_factory=True)
             if isinstance(default, SecretStr):
                 shown = "(secret)" if default.get_secret_value() else "(empty)"
             elif isinstance(default, Path):

@@ -1,16 +1,18 @@
 """The topic declaration: the one place topic names, partitions and retention are written.
 
 The local bootstrap (`triggerline topics create`), the tests and the Kubernetes manifests all
-derive from `TOPICS`; code says `TOPICS.triggers_raw.name`, never a literal.
+derive from `topics()`; code says `topics().triggers_raw.name`, never a literal.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from typing import Literal
+
+from services.common.settings import TopicSettings, load
 
 CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 
@@ -209,5 +211,12 @@ def topics_for(prefix: str = "") -> Topics:
     )
 
 
-# The process-wide declaration; TRIGGERLINE_TOPICS_PREFIX namespaces every topic name.
-TOPICS = topics_for(os.environ.get("TRIGGERLINE_TOPICS_PREFIX", ""))
+@cache
+def topics() -> Topics:
+    """The process-wide declaration, under this environment's topic prefix.
+
+    TRIGGERLINE_TOPICS_PREFIX is read on the first call, not at import, and kept for the life
+    of the process, which names the same topics from start to end; `topics.cache_clear()` makes
+    the next call read it again.
+    """
+    return topics_for(load(TopicSettings).prefix)

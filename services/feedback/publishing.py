@@ -11,7 +11,7 @@ from services.common.kafka import make_producer
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
 from services.common.settings import KafkaSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.feedback import metrics
 from services.feedback.store import EventKey
 
@@ -55,7 +55,7 @@ class OutcomePublisher:
         while True:
             try:
                 self._producer.produce(
-                    TOPICS.outcomes.name, key=key.encode(), value=value, on_delivery=delivered
+                    topics().outcomes.name, key=key.encode(), value=value, on_delivery=delivered
                 )
                 break
             except BufferError:

@@ -22,8 +22,7 @@ from services.common.kafka import ensure_topics, make_admin
 from services.common.logsetup import configure_logging
 from services.common.pipeline_config import load_pipeline_config
 from services.common.runtime import freeze_startup_heap
-from services.common.settings import KafkaSettings, LogSettings, PipelineConfigSettings, load
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.fetcher.discovery import resolve_endpoint
 from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.ingest import IngestWorker
@@ -33,7 +32,7 @@ from services.fetcher.rules.health import not_ready_reason
 from services.fetcher.rules.partitions import replica_partitions, worker_partitions
 from services.fetcher.rules.retry import RetryPolicy
 from services.fetcher.server_conf import apply_server_conf
-from services.fetcher.settings import FetcherSettings
+from services.fetcher.settings import load_config
 from services.fetcher.status import FetcherStatus
 from services.fetcher.supervisor import Supervisor
 from services.fetcher.transaction import make_ingest_producer
@@ -44,11 +43,11 @@ log = logging.getLogger("services.fetcher")
 
 def main(argv: list[str]) -> int:
     argparse.ArgumentParser(prog="triggerline fetcher", description=__doc__).parse_args(argv)
-    logs = load(LogSettings)
-    configure_logging("fetcher", logs.level, logs.format)
-    settings = apply_server_conf(load(FetcherSettings))
-    kafka = load(KafkaSettings)
-    pipeline = load_pipeline_config(load(PipelineConfigSettings).config)
+    config = load_config()
+    configure_logging("fetcher", config.log.level, config.log.format)
+    settings = apply_server_conf(config.fetcher)
+    kafka = config.kafka
+    pipeline = load_pipeline_config(config.pipeline.config)
     group = settings.consumer or pipeline.consumer("triggers")
     if not group:
         raise ConfigurationError(
@@ -66,7 +65,12 @@ def main(argv: list[str]) -> int:
         )
     ensure_topics(
         make_admin(kafka),
-        [TOPICS.triggers_raw, TOPICS.triggers_dlq, TOPICS.fetcher_pointers, TOPICS.outcomes],
+        [
+            topics().triggers_raw,
+            topics().triggers_dlq,
+            topics().fetcher_pointers,
+            topics().outcomes,
+        ],
     )
 
     tokens = TokenClient(settings.auth_url, settings.auth_client, settings.auth_secret)
@@ -101,6 +105,7 @@ def main(argv: list[str]) -> int:
         message_count=settings.pointer_flush_message_count,
         period=timedelta(seconds=settings.pointer_flush_period_sec),
         linger=timedelta(milliseconds=settings.linger_ms),
+        commit_interval=timedelta(milliseconds=settings.commit_interval_ms),
     )
     rules = EnvelopeRules(
         declared_dimensions=pipeline.identity.declared_id_dimensions,
@@ -111,7 +116,7 @@ def main(argv: list[str]) -> int:
     failed: list[BaseException] = []
 
     def producer_factory(transactional_id: str) -> Producer:
-        return make_ingest_producer(kafka, transactional_id, limits.period)
+        return make_ingest_producer(kafka, transactional_id, limits.longest_open)
 
     def on_fatal(exc: BaseException) -> None:
         failed.append(exc)

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from services.common.errors import TransientFailure
 from services.common.kafka import make_reader
 from services.common.settings import KafkaSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.fetcher.rules.cursor import Cursor
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def load_pointers(
 
 
 def _read_all(reader: Consumer, consumer: str, topic: str, timeout: float) -> dict[int, Cursor]:
-    name = TOPICS.fetcher_pointers.name
+    name = topics().fetcher_pointers.name
     partitions = reader.list_topics(name, timeout=timeout).topics[name].partitions
     prefix = f"{consumer}|{topic}|".encode()
     pointers: dict[int, Cursor] = {}

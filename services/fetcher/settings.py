@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-from services.common.settings import settings_config
+from services.common.settings import (
+    KafkaSettings,
+    LogSettings,
+    PipelineConfigSettings,
+    load,
+    settings_config,
+)
 
 
 class FetcherSettings(BaseSettings):
@@ -54,6 +62,13 @@ class FetcherSettings(BaseSettings):
     )
     linger_ms: int = Field(
         50, ge=0, description="...or once upstream has been quiet this long, in milliseconds."
+    )
+    commit_interval_ms: int = Field(
+        100,
+        ge=0,
+        description="...and while envelopes flow, at least this often, in milliseconds, whatever "
+        "the two pipelined settings say: a record is visible only once its transaction commits "
+        "(Kafka Streams' exactly-once default is 100 ms). 0: only the flush period, as pipelined.",
     )
     sync_interval_ms: int = Field(
         10000, ge=0, description="Ask upstream for a SYNC ping this often (0: none)."
@@ -135,3 +150,27 @@ class FetcherSettings(BaseSettings):
 
     def topic_list(self) -> list[str]:
         return [topic.strip() for topic in self.topics.split(",") if topic.strip()]
+
+
+@dataclass(frozen=True)
+class FetcherConfig:
+    """Every settings part the fetcher reads, loaded once in `main`.
+
+    `fetcher` is as the environment gives it: `main` applies TRIGGERLINE_FETCHER_SERVER_CONF
+    once logging is set up, so the notices of that file are logged.
+    """
+
+    fetcher: FetcherSettings
+    kafka: KafkaSettings
+    pipeline: PipelineConfigSettings
+    log: LogSettings
+
+
+def load_config() -> FetcherConfig:
+    """Read the environment once; errors name the variable."""
+    return FetcherConfig(
+        fetcher=load(FetcherSettings),
+        kafka=load(KafkaSettings),
+        pipeline=load(PipelineConfigSettings),
+        log=load(LogSettings),
+    )

@@ -19,11 +19,12 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from services.common.dlq import bounded_value, dead_letter_headers
 from services.common.errors import InvalidInput
+from services.common.headers import MESSAGE_ID, UPSTREAM_OFFSET, UPSTREAM_PARTITION, UPSTREAM_TOPIC
 from services.common.kafka import Headers, make_producer
 from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
 from services.common.settings import KafkaSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.fetcher.envelopes import Data
 from services.fetcher.pointer import pointer_key
 from services.fetcher.rules.cursor import Cursor
@@ -99,7 +100,7 @@ class IngestTransaction:
         self._envelopes = envelope_serde()
         self._outcomes = outcome_serde()
         # Header values that repeat on every record, encoded once rather than per envelope.
-        self._topic_header = ("upstream-topic", topic.encode())
+        self._topic_header = (UPSTREAM_TOPIC, topic.encode())
         self._partition_headers: dict[int, tuple[str, bytes]] = {}
 
     def write(self, envelope: Data) -> None:
@@ -108,16 +109,16 @@ class IngestTransaction:
         value = self._envelopes.encode(envelope.record)
         partition = self._partition_headers.get(envelope.partition)
         if partition is None:
-            partition = ("upstream-partition", str(envelope.partition).encode())
+            partition = (UPSTREAM_PARTITION, str(envelope.partition).encode())
             self._partition_headers[envelope.partition] = partition
         headers: Headers = [
             self._topic_header,
             partition,
-            ("upstream-offset", str(envelope.offset).encode()),
-            ("message-id", envelope.message_id.encode()),
+            (UPSTREAM_OFFSET, str(envelope.offset).encode()),
+            (MESSAGE_ID, envelope.message_id.encode()),
         ]
         self._begin()
-        self._send(TOPICS.triggers_raw.name, envelope.key.encode(), value, headers)
+        self._send(topics().triggers_raw.name, envelope.key.encode(), value, headers)
         self._move(envelope.partition, envelope.offset, Cursor.advanced)
 
     def dead_letter(
@@ -144,12 +145,12 @@ class IngestTransaction:
             attempt=attempts,
         )
         self._begin()
-        self._send(TOPICS.triggers_dlq.name, None, value, [*headers, *cut])
+        self._send(topics().triggers_dlq.name, None, value, [*headers, *cut])
         digest = sha256 or _sha256(raw)
         message_id = f"sha256:{digest[:32]}"
         outcome = Outcome(OutcomeStatus.INVALID, message_id, "fetcher", reason=reason)
         self._send(
-            TOPICS.outcomes.name, message_id.encode(), self._outcomes.encode(outcome.to_record())
+            topics().outcomes.name, message_id.encode(), self._outcomes.encode(outcome.to_record())
         )
         if position is not None:
             self._move(*position, Cursor.advanced)
@@ -198,7 +199,7 @@ class IngestTransaction:
         touched = {p: self.cursors[p] for p in self._touched}
         for partition, cursor in touched.items():
             self._send(
-                TOPICS.fetcher_pointers.name,
+                topics().fetcher_pointers.name,
                 pointer_key(self._group, self._topic, partition),
                 cursor.encode(),
             )

@@ -25,11 +25,12 @@ from datetime import UTC, datetime
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from services.common.errors import InvalidInput
+from services.common.headers import X_NOT_BEFORE
 from services.common.health import Probes
 from services.common.kafka import header
 from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.serde import email_request_serde
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.mailer import metrics
 from services.mailer.delivery import Delivery
 from services.mailer.publishing import Publisher, message_headers
@@ -82,9 +83,9 @@ class MailerLoop:
         self._backoff = 0.0
 
     def subscribe(self) -> None:
-        pattern = TOPICS.emails_pattern(self._options.campaign_pattern or None)
-        topics = [pattern, *sorted(self._retry_topics)]
-        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        pattern = topics().emails_pattern(self._options.campaign_pattern or None)
+        subscription = [pattern, *sorted(self._retry_topics)]
+        self._consumer.subscribe(subscription, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._probes.ready("kafka")
 
     def run(self, stop: threading.Event) -> None:
@@ -269,7 +270,7 @@ def _hold(holds: dict[Partition, int], message: Message) -> None:
 
 
 def _not_before(message: Message) -> datetime | None:
-    raw = header(message_headers(message), "x-not-before")
+    raw = header(message_headers(message), X_NOT_BEFORE)
     if not raw:
         return None
     try:

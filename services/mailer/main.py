@@ -20,7 +20,7 @@ from services.common.message_refs import MessageRefStore
 from services.common.runtime import freeze_startup_heap
 from services.common.settings import unknown_variables
 from services.common.token_settings import insecure_token_settings, refuse_development_settings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.mailer import metrics
 from services.mailer.campaigns import CampaignCatalog
 from services.mailer.claims import ClaimStore
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def retry_topics(settings: MailerSettings) -> list[RetryTopic]:
     """The declared retry topics, each with its configured wait (the first N are used)."""
-    declared = TOPICS.email_retries()
+    declared = topics().email_retries()
     return [
         RetryTopic(spec.name, delay)
         for spec, delay in zip(declared, settings.retry_delays, strict=False)
@@ -71,7 +71,8 @@ class Mailer:
         for reason in broken.values():
             log.error("broken template, its requests will be dead-lettered: %s", reason)
         ensure_topics(
-            make_admin(config.kafka), [TOPICS.outcomes, TOPICS.emails_dlq, *TOPICS.email_retries()]
+            make_admin(config.kafka),
+            [topics().outcomes, topics().emails_dlq, *topics().email_retries()],
         )
         pool = SmtpPool(
             SmtpOptions(

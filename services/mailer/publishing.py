@@ -10,16 +10,27 @@ from datetime import datetime
 from confluent_kafka import KafkaError, Message, Producer
 
 from services.common.dlq import dead_letter_headers
+from services.common.headers import (
+    X_ATTEMPT,
+    X_ERROR_CLASS,
+    X_ERROR_MESSAGE,
+    X_FIRST_FAILURE_TS,
+    X_NOT_BEFORE,
+    X_ORIGINAL_OFFSET,
+    X_ORIGINAL_PARTITION,
+    X_ORIGINAL_TIMESTAMP,
+    X_ORIGINAL_TOPIC,
+    X_PREFIX,
+    X_SERVICE,
+)
 from services.common.kafka import Headers, header
 from services.common.models import EmailRequest, Outcome
 from services.common.serde import email_request_serde, outcome_serde
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.mailer.rules.report import SERVICE
 from services.mailer.rules.retry import Retry
 
 log = logging.getLogger(__name__)
-
-_ORIGIN = ("x-original-topic", "x-original-partition", "x-original-offset", "x-original-timestamp")
 
 
 def _ms(at: datetime) -> bytes:
@@ -40,11 +51,11 @@ def message_headers(message: Message) -> Headers:
 def origin(message: Message) -> tuple[str, int, int, int | None]:
     """Where the request first entered the mailer: kept across hops through retry topics."""
     headers = message_headers(message)
-    topic = header(headers, "x-original-topic")
+    topic = header(headers, X_ORIGINAL_TOPIC)
     if topic is not None:
-        partition = int(header(headers, "x-original-partition") or 0)
-        offset = int(header(headers, "x-original-offset") or 0)
-        stamp = header(headers, "x-original-timestamp")
+        partition = int(header(headers, X_ORIGINAL_PARTITION) or 0)
+        offset = int(header(headers, X_ORIGINAL_OFFSET) or 0)
+        stamp = header(headers, X_ORIGINAL_TIMESTAMP)
         return topic, partition, offset, int(stamp) if stamp else None
     kind, stamp_ms = message.timestamp()
     return (
@@ -61,21 +72,21 @@ def retry_headers(
     """The original non-`x-` headers, the first origin, and when and why to try again."""
     original = message_headers(message)
     topic, partition, offset, stamp = origin(message)
-    headers: Headers = [(k, v) for k, v in original if not k.startswith("x-")]
+    headers: Headers = [(k, v) for k, v in original if not k.startswith(X_PREFIX)]
     headers += [
-        ("x-original-topic", topic.encode()),
-        ("x-original-partition", str(partition).encode()),
-        ("x-original-offset", str(offset).encode()),
-        ("x-service", SERVICE.encode()),
-        ("x-attempt", str(retry.attempt).encode()),
-        ("x-not-before", _ms(retry.not_before)),
-        ("x-first-failure-ts", (header(original, "x-first-failure-ts") or "").encode() or _ms(now)),
+        (X_ORIGINAL_TOPIC, topic.encode()),
+        (X_ORIGINAL_PARTITION, str(partition).encode()),
+        (X_ORIGINAL_OFFSET, str(offset).encode()),
+        (X_SERVICE, SERVICE.encode()),
+        (X_ATTEMPT, str(retry.attempt).encode()),
+        (X_NOT_BEFORE, _ms(retry.not_before)),
+        (X_FIRST_FAILURE_TS, (header(original, X_FIRST_FAILURE_TS) or "").encode() or _ms(now)),
     ]
     if stamp is not None:
-        headers.append(("x-original-timestamp", str(stamp).encode()))
+        headers.append((X_ORIGINAL_TIMESTAMP, str(stamp).encode()))
     if error is not None:
-        headers.append(("x-error-class", type(error).__qualname__.encode()))
-        headers.append(("x-error-message", str(error)[:1000].encode("utf-8", "replace")))
+        headers.append((X_ERROR_CLASS, type(error).__qualname__.encode()))
+        headers.append((X_ERROR_MESSAGE, str(error)[:1000].encode("utf-8", "replace")))
     return headers
 
 
@@ -90,7 +101,7 @@ class Publisher:
     def outcome(self, outcome: Outcome) -> None:
         key = outcome.profile_id or outcome.message_id
         self._produce(
-            TOPICS.outcomes.name, key.encode(), outcome_serde().encode(outcome.to_record()), []
+            topics().outcomes.name, key.encode(), outcome_serde().encode(outcome.to_record()), []
         )
 
     def retry(
@@ -109,7 +120,7 @@ class Publisher:
     ) -> None:
         """The original bytes, with headers naming where they first came from and why."""
         topic, partition, offset, stamp = origin(message)
-        original = [(k, v) for k, v in message_headers(message) if not k.startswith("x-")]
+        original = [(k, v) for k, v in message_headers(message) if not k.startswith(X_PREFIX)]
         headers = dead_letter_headers(
             service=SERVICE,
             reason=reason,
@@ -121,7 +132,7 @@ class Publisher:
             attempt=attempt,
             original=original,
         )
-        self._produce(TOPICS.emails_dlq.name, message.key(), message.value(), headers)
+        self._produce(topics().emails_dlq.name, message.key(), message.value(), headers)
 
     def flush(self, timeout: float) -> list[str]:
         """Wait for every record; the failures since the last flush (empty: all durable)."""

@@ -23,7 +23,7 @@ from services.common.settings import (
     settings_config,
 )
 from services.common.token_settings import TokenSettings
-from services.common.topics import RETRY_DELAYS, TOPICS
+from services.common.topics import RETRY_DELAYS, topics
 
 
 def _delays(value: Any) -> Any:
@@ -76,12 +76,14 @@ class MailerSettings(BaseSettings):
     )
     batch_size: int = Field(
         500,
-        description="Most requests handled per poll: the first, and those that have already arrived.",
+        description="Most requests handled per poll: the first, and those that have already "
+        "arrived.",
         ge=1,
     )
     poll_timeout: Duration = Field(
         timedelta(milliseconds=500),
-        description="Longest wait for the first request of a poll (no poll waits for a full batch).",
+        description="Longest wait for the first request of a poll (no poll waits for a full "
+        "batch).",
     )
     claim_timeout: Duration = Field(
         timedelta(minutes=5),
@@ -104,7 +106,7 @@ class MailerSettings(BaseSettings):
     @field_validator("retry_delays")
     @classmethod
     def _check_delays(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
-        declared = len(TOPICS.email_retries())
+        declared = len(topics().email_retries())
         if not 1 <= len(value) <= declared:
             raise ValueError(f"give 1 to {declared} delays, one per declared retry topic")
         if any(delay <= timedelta(0) for delay in value):
@@ -116,7 +118,7 @@ class MailerSettings(BaseSettings):
     def _check_pattern(cls, value: str) -> str:
         if value:
             try:
-                TOPICS.emails_pattern(value)
+                topics().emails_pattern(value)
             except (ValueError, re.error) as exc:
                 raise ValueError(f"{exc}; it must match campaign names only") from None
         return value

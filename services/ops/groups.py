@@ -7,12 +7,19 @@ environments sharing a cluster never share a re-drive position.
 from __future__ import annotations
 
 from services.common.settings import load
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.mailer.settings import MailerSettings
 from services.processor.settings import ProcessorSettings
 
-REDRIVE_GROUP = f"{TOPICS.prefix}triggerline-redrive"
-STATUS_GROUP = f"{TOPICS.prefix}triggerline-status"
+
+def redrive_group() -> str:
+    """The group `triggerline replay redrive` derives its per-filter progress groups from."""
+    return f"{topics().prefix}triggerline-redrive"
+
+
+def status_group() -> str:
+    """The group id of the operator commands' readers (status, outcomes, replay plans)."""
+    return f"{topics().prefix}triggerline-status"
 
 
 def service_groups() -> list[str]:

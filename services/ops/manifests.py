@@ -21,11 +21,11 @@ import yaml
 
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import REPO_ROOT, PipelineConfigSettings, load
-from services.common.topics import TOPICS, TopicSpec
+from services.common.topics import TopicSpec, topics
 from services.fetcher.settings import FetcherSettings
 from services.mailer.settings import MailerSettings
 from services.ops.autoscaling import LagScaling, scaled_object, trigger_authentication
-from services.ops.groups import REDRIVE_GROUP, STATUS_GROUP
+from services.ops.groups import redrive_group, status_group
 from services.ops.kafka_access import Groups, kafka_clients, kafka_user
 from services.processor.settings import ProcessorSettings
 
@@ -70,7 +70,7 @@ def kafka_topic(spec: TopicSpec, replicas: int = 3) -> dict[str, Any]:
 
 
 def topics_document(campaigns: list[str]) -> str:
-    specs = [*TOPICS.fixed(), *(TOPICS.emails(name) for name in campaigns)]
+    specs = [*topics().fixed(), *(topics().emails(name) for name in campaigns)]
     body = yaml.safe_dump_all([kafka_topic(spec) for spec in specs], sort_keys=False)
     return HEADER.format(source="services/common/topics.py and the routing file") + body
 
@@ -79,15 +79,15 @@ def groups() -> Groups:
     return Groups(
         processor=_default(ProcessorSettings, "app_id"),
         mailer=_default(MailerSettings, "group_id"),
-        redrive=REDRIVE_GROUP,
-        status=STATUS_GROUP,
+        redrive=redrive_group(),
+        status=status_group(),
         pointer_reader_prefix="triggerline-pointer-reader-",
         fetcher_transactions_prefix=_default(FetcherSettings, "transactional_id_prefix"),
     )
 
 
 def users_document(campaigns: list[str]) -> str:
-    clients = kafka_clients(TOPICS, campaigns, groups())
+    clients = kafka_clients(topics(), campaigns, groups())
     body = yaml.safe_dump_all([kafka_user(c, STRIMZI_CLUSTER) for c in clients], sort_keys=False)
     return HEADER.format(source="services/ops/kafka_access.py and the routing file") + body
 
@@ -97,7 +97,7 @@ def autoscaling_document(campaigns: list[str]) -> str:
         "StatefulSet",
         "triggerline-processor",
         _default(ProcessorSettings, "app_id"),
-        (TOPICS.triggers_raw,),
+        (topics().triggers_raw,),
         PROCESSOR_LAG_PER_REPLICA,
         _default(ProcessorSettings, "session_timeout"),
         _default(ProcessorSettings, "auto_offset_reset"),
@@ -106,7 +106,7 @@ def autoscaling_document(campaigns: list[str]) -> str:
         "Deployment",
         "triggerline-mailer",
         _default(MailerSettings, "group_id"),
-        tuple(TOPICS.emails(name) for name in campaigns),
+        tuple(topics().emails(name) for name in campaigns),
         MAILER_LAG_PER_REPLICA,
         _default(MailerSettings, "session_timeout"),
     )

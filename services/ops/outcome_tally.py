@@ -10,7 +10,7 @@ from services.common.kafka import high_watermark, make_reader
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
 from services.common.settings import KafkaSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 
 
 class OutcomeTally:
@@ -18,7 +18,7 @@ class OutcomeTally:
 
     def __init__(self, settings: KafkaSettings, topic: str | None = None) -> None:
         self._consumer = make_reader(settings, "triggerline-tally")
-        name = topic or TOPICS.outcomes.name
+        name = topic or topics().outcomes.name
         partitions = self._consumer.list_topics(name, timeout=30).topics[name].partitions
         starts = [
             TopicPartition(name, p, high_watermark(self._consumer, name, p)) for p in partitions

@@ -28,14 +28,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from services.common.headers import MESSAGE_ID
 from services.common.health import HealthServer, Probes
 from services.common.kafka import header, make_consumer
 from services.common.models import Outcome
 from services.common.pipeline_config import load_pipeline_config
 from services.common.serde import envelope_serde, outcome_serde
 from services.common.settings import KafkaSettings, PipelineConfigSettings, load
-from services.common.topics import TOPICS, Topics
-from services.ops.groups import STATUS_GROUP
+from services.common.topics import Topics, topics
+from services.ops.groups import status_group
 from services.ops.redrive import CampaignOf
 from services.ops.rules.accounting import Ledger, Report, render_report, report
 from services.ops.rules.moments import parse_moment
@@ -48,7 +49,7 @@ def _reader(settings: KafkaSettings) -> Consumer:
     # assigned, never subscribed: nothing is committed, no group is joined
     return make_consumer(
         settings,
-        STATUS_GROUP,
+        status_group(),
         "triggerline-outcomes",
         overrides={"enable.auto.commit": False, "enable.partition.eof": True},
     )
@@ -74,7 +75,7 @@ def fold(
         where = f"{topic}:{message.partition()}:{message.offset()}"
         headers = message.headers() or []
         message_id = header(
-            list(headers.items()) if isinstance(headers, dict) else headers, "message-id"
+            list(headers.items()) if isinstance(headers, dict) else headers, MESSAGE_ID
         )
         _, stamp = message.timestamp()
         campaign = None
@@ -92,7 +93,7 @@ def fold(
 def read_window(
     settings: KafkaSettings,
     since: datetime,
-    topics: Topics = TOPICS,
+    topics: Topics,
     campaign_of: CampaignOf | None = None,
 ) -> Ledger:
     """Triggers and outcomes from `since` to where both topics end now."""
@@ -184,14 +185,14 @@ def serve(
     since = datetime.now(UTC) - span
     try:
         window = WindowReader(consumer)
-        for topic in (TOPICS.triggers_raw.name, TOPICS.outcomes.name):
+        for topic in (topics().triggers_raw.name, topics().outcomes.name):
             window.add(topic, _starts(consumer, topic, since))
         consumer.assign(window.assignment())
         last_trim = time.monotonic()
         while not stop.is_set():
             batch = [m for m in consumer.consume(1000, 0.5) if m.error() is None]
             with lock:
-                fold(ledger, batch, TOPICS, campaign_of)
+                fold(ledger, batch, topics(), campaign_of)
                 if time.monotonic() - last_trim > 60:
                     ledger.forget_before(datetime.now(UTC) - span)
                     last_trim = time.monotonic()
@@ -246,7 +247,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, on_signal)
         serve(settings, now - since, args.serve, args.host, args.campaign, campaign_of, stop)
         return 0
-    ledger = read_window(settings, since, TOPICS, campaign_of)
+    ledger = read_window(settings, since, topics(), campaign_of)
     result = report(ledger, since, datetime.now(UTC), args.campaign)
     print(json.dumps(result.to_json(), indent=2) if args.json else render_report(result))
     return 0

@@ -20,13 +20,15 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from sqlalchemy import Engine, bindparam, update
 
 from services.common.db.tables import deliveries
+from services.common.headers import X_FAILED_AT
 from services.common.kafka import Headers, high_watermark, make_admin, make_consumer, make_producer
 from services.common.models import EmailRequest
 from services.common.serde import email_request_serde, envelope_serde
 from services.common.settings import KafkaSettings
-from services.common.topics import TOPICS, Topics
+from services.common.topics import Topics
+from services.common.topics import topics as configured_topics  # `topics` names parameters here
 from services.ops.errors import OperatorError
-from services.ops.groups import REDRIVE_GROUP
+from services.ops.groups import redrive_group
 from services.ops.rules.redrive import (
     DeadLetter,
     Redrive,
@@ -46,7 +48,7 @@ Progress = Callable[[int], None]  # called with the number of records just handl
 CampaignOf = Callable[[str], str | None]  # trigger id -> campaign (the routing file)
 
 
-def redrivable_topics(settings: KafkaSettings, topics: Topics = TOPICS) -> set[str]:
+def redrivable_topics(settings: KafkaSettings, topics: Topics) -> set[str]:
     """Where dead letters may go back to: the trigger input and the email topics."""
     emails_prefix = f"{topics.prefix}emails."
     existing = make_admin(settings).list_topics(timeout=30).topics
@@ -102,7 +104,7 @@ def _headers(message: Message) -> Headers:
 
 
 def _failed_at(decoded: dict[str, str], message: Message) -> datetime | None:
-    text = decoded.get("x-failed-at")
+    text = decoded.get(X_FAILED_AT)
     if text and text.isdigit():
         return datetime.fromtimestamp(int(text) / 1000, UTC)
     kind, stamp = message.timestamp()
@@ -158,16 +160,18 @@ def redrive(
     on_start: Callable[[int], None] | None = None,
     claims: ClaimReopener | None = None,
     campaign_of: CampaignOf | None = None,
-    topics: Topics = TOPICS,
+    topics: Topics | None = None,
 ) -> RedriveRun:
     """Send the selected dead letters of `source` back where they came from.
 
     Without `execute` nothing is produced or committed: the tally is the plan. `on_start` gets
     the number of records to read (for a progress bar); `limit` stops after that many re-driven
-    records, committing exactly the position after the last one handled.
+    records, committing exactly the position after the last one handled. `topics` defaults to
+    this environment's declaration.
     """
+    topics = configured_topics() if topics is None else topics
     wanted = wanted or RedriveFilter()
-    group = group or progress_group(REDRIVE_GROUP, wanted)
+    group = group or progress_group(redrive_group(), wanted)
     allowed = redrivable_topics(settings, topics) if allowed is None else allowed
     consumer = make_consumer(
         settings,

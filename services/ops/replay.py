@@ -21,7 +21,7 @@ import argparse
 import sys
 
 from services.common.settings import KafkaSettings, load
-from services.ops.groups import REDRIVE_GROUP
+from services.ops.groups import redrive_group
 from services.ops.redrive import DEFAULT_BATCH
 from services.ops.replay_actions import run_redrive, run_rewind
 
@@ -173,7 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument(
         "--group",
         help="consumer group keeping the position (default: one per filter, derived from "
-        f"{REDRIVE_GROUP})",
+        f"{redrive_group()})",
     )
     again.add_argument(
         "--execute", action="store_true", help="produce and commit, showing progress"

@@ -13,9 +13,9 @@ from services.common.db.engine import make_engine
 from services.common.kafka import make_admin
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import DatabaseSettings, KafkaSettings, PipelineConfigSettings, load
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.ops.errors import OperatorError
-from services.ops.groups import REDRIVE_GROUP
+from services.ops.groups import redrive_group
 from services.ops.redrive import CampaignOf, ClaimReopener, redrive
 from services.ops.rewind import apply_rewind, committed_offsets, live_members, rewind_plan
 from services.ops.rules.moments import parse_moment
@@ -44,15 +44,15 @@ def run_rewind(args: argparse.Namespace, settings: KafkaSettings) -> int:
     request = _request(args, datetime.now(UTC))
     admin = make_admin(settings)
     if args.topic:
-        topics = [qualified_topic(t, TOPICS.prefix) for t in args.topic]
+        names = [qualified_topic(t, topics().prefix) for t in args.topic]
     else:
-        topics = sorted({t for t, _ in committed_offsets(admin, args.group)})
-        if not topics:
+        names = sorted({t for t, _ in committed_offsets(admin, args.group)})
+        if not names:
             raise OperatorError(
                 f"group {args.group} has no committed offsets; name the topics with --topic"
             )
-    moves = rewind_plan(settings, args.group, topics, request, admin)
-    for topic in topics:
+    moves = rewind_plan(settings, args.group, names, request, admin)
+    for topic in names:
         chosen = [m for m in moves if m.topic == topic]
         print(describe_plan(args.group, topic, chosen, request, args.to_new_group))
     if not args.to_new_group:
@@ -76,8 +76,10 @@ def _campaign_router() -> CampaignOf:
 
 def run_redrive(args: argparse.Namespace, settings: KafkaSettings) -> int:
     now = datetime.now(UTC)
-    source = qualified_topic(args.source, TOPICS.prefix)
-    dead = {s.name for s in (TOPICS.triggers_dlq, TOPICS.triggers_unmatched, TOPICS.emails_dlq)}
+    source = qualified_topic(args.source, topics().prefix)
+    dead = {
+        s.name for s in (topics().triggers_dlq, topics().triggers_unmatched, topics().emails_dlq)
+    }
     if source not in dead:
         raise OperatorError(
             f"--from {args.source}: re-drive reads {', '.join(sorted(dead))}, not {source}"
@@ -102,10 +104,12 @@ def run_redrive(args: argparse.Namespace, settings: KafkaSettings) -> int:
         until=until,
         spelling=tuple(spelling) if len(spelling) > 1 else (),
     )
-    group = args.group or progress_group(REDRIVE_GROUP, wanted)
-    campaign_of = _campaign_router() if args.campaign and source != TOPICS.emails_dlq.name else None
+    group = args.group or progress_group(redrive_group(), wanted)
+    campaign_of = (
+        _campaign_router() if args.campaign and source != topics().emails_dlq.name else None
+    )
     claims = None
-    if args.execute and source == TOPICS.emails_dlq.name:
+    if args.execute and source == topics().emails_dlq.name:
         claims = ClaimReopener(make_engine(load(DatabaseSettings)))
     bar = tqdm(total=0, unit="rec", desc="re-driving", disable=None if args.execute else True)
 

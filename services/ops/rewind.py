@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 from services.common.kafka import make_admin, make_consumer
 from services.common.settings import KafkaSettings
 from services.ops.errors import OperatorError
-from services.ops.groups import STATUS_GROUP
+from services.ops.groups import status_group
 from services.ops.rules.replay import (
     PartitionMove,
     RewindRequest,
@@ -100,7 +100,7 @@ def rewind_plan(
     admin = admin or make_admin(settings)
     committed = committed_offsets(admin, group)
     ensure_known(admin, group, committed)
-    probe = make_consumer(settings, STATUS_GROUP, "triggerline-replay-plan")
+    probe = make_consumer(settings, status_group(), "triggerline-replay-plan")
     try:
         moves: list[PartitionMove] = []
         for topic in topics:

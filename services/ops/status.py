@@ -24,8 +24,8 @@ from prometheus_client import Gauge
 from services.common.health import HealthServer, Probes
 from services.common.kafka import high_watermark, make_admin, make_reader
 from services.common.settings import KafkaSettings, load
-from services.common.topics import TOPICS
-from services.ops.groups import STATUS_GROUP, service_groups
+from services.common.topics import topics
+from services.ops.groups import service_groups, status_group
 
 LAG = Gauge(
     "triggerline_consumer_lag",
@@ -120,7 +120,7 @@ def render(lags: list[GroupLag], dead: dict[str, int], fetcher: dict[str, object
 
 
 def dead_letter_topics() -> list[str]:
-    dead = (TOPICS.triggers_dlq, TOPICS.triggers_unmatched, TOPICS.emails_dlq)
+    dead = (topics().triggers_dlq, topics().triggers_unmatched, topics().emails_dlq)
     return [spec.name for spec in dead]
 
 
@@ -149,7 +149,7 @@ def serve(settings: KafkaSettings, groups: list[str], port: int, interval: float
 
     signal.signal(signal.SIGTERM, on_signal)
     admin = make_admin(settings)
-    probe = make_reader(settings, "triggerline-status", overrides={"group.id": STATUS_GROUP})
+    probe = make_reader(settings, "triggerline-status", overrides={"group.id": status_group()})
     try:
         while not stop.is_set():
             try:
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
     if args.serve is not None:
         return serve(settings, groups, args.serve, args.interval)
     admin = make_admin(settings)
-    probe = make_reader(settings, "triggerline-status", overrides={"group.id": STATUS_GROUP})
+    probe = make_reader(settings, "triggerline-status", overrides={"group.id": status_group()})
     try:
         while True:
             lags, dead = measure(admin, probe, groups)

@@ -7,12 +7,12 @@ import argparse
 from services.common.kafka import ensure_topics, make_admin
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import KafkaSettings, PipelineConfigSettings, load
-from services.common.topics import TOPICS, TopicSpec
+from services.common.topics import TopicSpec, topics
 
 
 def declared_topics(campaigns: list[str]) -> list[TopicSpec]:
     """Fixed topics plus one result topic per campaign."""
-    return [*TOPICS.fixed(), *(TOPICS.emails(name) for name in campaigns)]
+    return [*topics().fixed(), *(topics().emails(name) for name in campaigns)]
 
 
 def main(argv: list[str]) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 import faust
 
 from services.common.settings import KafkaSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.processor.outputs import Outputs
 from services.processor.settings import ProcessorSettings
 from services.processor.transport import ProcessorApp
@@ -66,7 +66,7 @@ def broker_credentials(kafka: KafkaSettings) -> Any:
 
 def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Sequence[str]) -> Wiring:
     """Build the App; commit and membership settings follow the stream-practices reference."""
-    partitions = TOPICS.processor_by_profile.partitions
+    partitions = topics().processor_by_profile.partitions
     app = ProcessorApp(
         settings.app_id,
         broker=broker_urls(kafka),
@@ -105,7 +105,7 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
         web_router_enabled=False,
     )
     triggers = app.topic(
-        TOPICS.triggers_raw.name,
+        topics().triggers_raw.name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",

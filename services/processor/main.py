@@ -14,7 +14,7 @@ from services.common.logsetup import configure_logging
 from services.common.pipeline_config import load_pipeline_config
 from services.common.runtime import freeze_startup_heap
 from services.common.settings import unknown_variables
-from services.common.topics import TOPICS, TopicSpec
+from services.common.topics import TopicSpec, topics
 from services.processor.agents import Pipeline, register_agents
 from services.processor.app import make_app
 from services.processor.profiles import ProfileStore
@@ -39,19 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     campaigns = sorted(config.campaigns)
     processor = settings.processor
     if processor.ensure_topics:
-        repartition = TOPICS.processor_by_profile
+        repartition = topics().processor_by_profile
         specs = [
-            TOPICS.triggers_raw,
-            TOPICS.triggers_dlq,
-            TOPICS.triggers_unmatched,
-            TOPICS.outcomes,
+            topics().triggers_raw,
+            topics().triggers_dlq,
+            topics().triggers_unmatched,
+            topics().outcomes,
             TopicSpec(
                 processor.repartition_topic,
                 repartition.partitions,
                 repartition.retention,
                 description=repartition.description,
             ),
-            *(TOPICS.emails(name) for name in campaigns),
+            *(topics().emails(name) for name in campaigns),
         ]
         ensure_topics(make_admin(settings.kafka), specs, processor.replication_factor)
     processor.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level

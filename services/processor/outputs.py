@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.dlq import dead_letter_headers
+from services.common.headers import X_SOURCE, X_TRIGGERLINE_RELEASE
 from services.common.kafka import Headers
 from services.common.models import EmailRequest, Outcome
 from services.common.serde import email_request_serde, outcome_serde
-from services.common.topics import TOPICS
+from services.common.topics import topics
 
 SERVICE = "processor"
-# Marks a release tick on the repartition topic: not a trigger, a request to release due holds.
-RELEASE_HEADER = "x-triggerline-release"
 
 
 @dataclass(frozen=True)
@@ -41,13 +40,13 @@ class Source:
     def origin(self) -> str:
         """The triggers.raw position this record started from (stage 1 adds `x-source`)."""
         for name, value in reversed(self.headers):
-            if name == "x-source" and value:
+            if name == X_SOURCE and value:
                 return value.decode(errors="replace") if isinstance(value, bytes) else value
         return self.position
 
     @property
     def is_release_tick(self) -> bool:
-        return any(name == RELEASE_HEADER for name, _ in self.headers)
+        return any(name == X_TRIGGERLINE_RELEASE for name, _ in self.headers)
 
 
 def source_of(message: Any) -> Source:
@@ -78,11 +77,11 @@ class Outputs:
                 name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
             )
 
-        self._outcomes = raw(TOPICS.outcomes.name)
-        self._dlq = raw(TOPICS.triggers_dlq.name)
-        self._unmatched = raw(TOPICS.triggers_unmatched.name)
+        self._outcomes = raw(topics().outcomes.name)
+        self._dlq = raw(topics().triggers_dlq.name)
+        self._unmatched = raw(topics().triggers_unmatched.name)
         self.by_profile = raw(repartition_topic)
-        self._emails = {campaign: raw(TOPICS.emails(campaign).name) for campaign in campaigns}
+        self._emails = {campaign: raw(topics().emails(campaign).name) for campaign in campaigns}
 
     async def outcome(self, outcome: Outcome) -> None:
         await self._outcomes.send(
@@ -106,7 +105,7 @@ class Outputs:
 
     async def forward(self, profile_id: str, source: Source) -> None:
         """Re-key the original envelope by profile id, so its profile's state is local."""
-        headers = [*source.headers, ("x-source", source.position.encode())]
+        headers = [*source.headers, (X_SOURCE, source.position.encode())]
         await self.by_profile.send(
             key=profile_id.encode(), value=source.value or b"", headers=headers
         )
@@ -128,7 +127,7 @@ class Outputs:
         changelog to the event's partition), so the timer sends a tick instead of writing.
         """
         await self.by_profile.send(
-            key=profile_id.encode(), value=b"", headers=[(RELEASE_HEADER, b"1")]
+            key=profile_id.encode(), value=b"", headers=[(X_TRIGGERLINE_RELEASE, b"1")]
         )
 
     @staticmethod

@@ -20,7 +20,12 @@ from services.common.settings import (
     load,
     settings_config,
 )
-from services.common.topics import TOPICS
+from services.common.topics import topics
+
+
+def _declared_repartition_topic() -> str:
+    """The repartition topic as declared, under this environment's topic prefix."""
+    return topics().processor_by_profile.name
 
 
 class ProcessorSettings(BaseSettings):
@@ -50,7 +55,7 @@ class ProcessorSettings(BaseSettings):
     web_host: str = Field("127.0.0.1", description="Address of /healthz, /readyz and /metrics.")
     web_port: int = Field(6066, description="Port of /healthz, /readyz and /metrics.", ge=1)
     repartition_topic: str = Field(
-        TOPICS.processor_by_profile.name,
+        default_factory=_declared_repartition_topic,
         description="Topic of resolved triggers keyed by profile id (tests use their own).",
     )
     auto_offset_reset: Literal["earliest", "latest"] = Field(

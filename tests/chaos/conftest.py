@@ -78,7 +78,7 @@ def local_database() -> Iterator[Callable[[str], None]]:
 def chaos_database_url() -> Iterator[str]:
     """A migrated database of this test's own on the local PostgreSQL, dropped afterwards.
 
-    Unlike `postgres_engine`, no connection is kept across the test: the database is stopped
+    Unlike the `engine` fixture's, no connection is kept across the test: the database is stopped
     and started in the middle, which would leave a pooled connection dead for the teardown.
     """
     name = f"chaos_{uuid.uuid4().hex[:12]}"

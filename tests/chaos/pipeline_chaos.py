@@ -347,7 +347,7 @@ def _inject(
         (plan.broker_restart_at, broker_restart),
     ]
     for at, action in sorted(events, key=lambda event: event[0]):
-        time.sleep(max(0.0, started + at - time.monotonic()))
+        time.sleep(max(0.0, started + at - time.monotonic()))  # a sleep: the plan's schedule
         action()
 
 
@@ -359,8 +359,8 @@ def _wait_for_mail(pipeline: Pipeline, count: int, started: float, deadline: flo
         accepted = pipeline.sink_counts()["accepted"]
         if accepted >= count:
             break
-        time.sleep(1.0)
-    time.sleep(5.0)
+        time.sleep(1.0)  # poll interval: a shortfall is the verdict's to count, not a failure
+    time.sleep(5.0)  # a sleep: room for a duplicate email to show up
     return int(pipeline.sink_counts()["accepted"])
 
 
@@ -370,7 +370,7 @@ def _wait_for_retries(pipeline: Pipeline, end: float) -> dict[str, int]:
         lag = retry_lag(pipeline)
         if not any(lag.values()) or time.monotonic() > end:
             return lag
-        time.sleep(2.0)
+        time.sleep(2.0)  # poll interval: the lag left at `end` goes into the report
 
 
 def _record_counts(records: RunRecords) -> dict[str, Any]:

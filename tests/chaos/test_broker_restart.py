@@ -30,6 +30,8 @@ def test_broker_restart_loses_and_repeats_nothing_and_reading_pauses(
     simulator, auth = stack(simulator={"generate": True, "triggers": total, "rate": 600})
     fetcher = fetcher_factory(simulator.url, auth.url, max_buffered_bytes="2000000")
     fetcher.start()
+    # sleeps: the fault's schedule, three seconds into the ingest, then the broker stays away
+    # three seconds, then four more in which the fetcher must not keep reading into memory
     time.sleep(3)
     local_broker("down")
     time.sleep(3)

@@ -88,3 +88,14 @@ def test_a_trigger_that_ended_before_its_profile_was_resolved_is_found_by_its_ra
     assert (counts.lost, counts.without_outcome) == (1, 0)
     assert counts.outcomes["failed:producer"] == 1
     assert counts.lost_reached["31"].startswith("raw; messageId m31")
+
+
+def test_an_email_only_trigger_lost_in_stage_1_is_found_by_the_address_in_its_envelope(
+    tmp_path: Path,
+) -> None:
+    journeys = _journeys()
+    journeys[7] = Journey("m7", raw=1.0, raw_key="m7", raw_email=shopper(7).email)
+    journal = _journal(tmp_path / "j.tsv", [i for i in range(TRIGGERS) if i != 7])
+    counts = reconcile(0, TRIGGERS, read_journal(journal), journeys)
+    assert (counts.lost, counts.without_outcome) == (1, 1)
+    assert counts.lost_reached["7"].startswith("raw; messageId m7")

@@ -76,7 +76,7 @@ def test_every_trigger_of_a_mixed_stream_ends_in_exactly_one_outcome(
                 if tally.total >= emitted:
                     break
         assert emitted == total
-        time.sleep(3)  # anything counted twice would show up now
+        time.sleep(3)  # a sleep: anything counted twice would show up now
         tally.poll(1.0)
         logs = "\n".join(f"--- {c.command}\n{c.tail(10)}" for c in stack.children)
         assert tally.total == total, f"{dict(tally.counts)}\n{logs}"

@@ -71,7 +71,7 @@ def _wait_for_mail(maildir: Path, deadline: float) -> list[Path]:
         found = sorted(maildir.glob("*.eml")) if maildir.is_dir() else []
         if found:
             return found
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval: at the deadline the caller's assertion shows the logs
     return []
 
 
@@ -113,7 +113,7 @@ def test_one_cart_abandonment_becomes_exactly_one_email(
         assert mails, "no email arrived within 90 s; logs:\n" + "\n".join(
             f"--- {c.command}\n{c.tail(15)}" for c in stack.children
         )
-        time.sleep(3)  # anything sent twice would have arrived by now
+        time.sleep(3)  # a sleep: anything sent twice would have arrived by now
         mails = sorted((tmp_path / "mail").glob("*.eml"))
         assert len(mails) == 1, [m.name for m in mails]
         message = email.message_from_bytes(mails[0].read_bytes(), policy=email.policy.default)

@@ -45,17 +45,6 @@ class RunningApp:
         self.loop.close()
 
 
-def wait_until(check: Callable[[], Any], deadline: float = 10.0, every: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail with the last value at the deadline."""
-    end = time.monotonic() + deadline
-    value = check()
-    while not value and time.monotonic() < end:
-        time.sleep(every)
-        value = check()
-    assert value, f"condition not met within {deadline}s (last value {value!r})"
-    return value
-
-
 def rsa_key_pair() -> tuple[str, bytes]:
     """A fresh RSA key: (private PEM text, public PEM bytes). Never written to the repository."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -1,4 +1,7 @@
-"""A migrated PostgreSQL database of a test's own, created and dropped around it."""
+"""Migrated databases of a test's own: the `engine` fixture, on SQLite and on PostgreSQL.
+
+A plugin module (`pytest_plugins` in tests/conftest.py), so every test package has the fixture.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -52,3 +56,22 @@ def migrated_postgres(prefix: str = "test", migrate: bool = True) -> Iterator[En
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database of this test's own, once per backend the stores support: SQLite (the
+    local stack's) in `tmp_path`, and PostgreSQL (production's) on the server
+    TRIGGERLINE_TEST_POSTGRES_URL names (unreachable: the test fails). Test ids carry `sqlite` or
+    `postgresql`, so `-k sqlite` runs without a server."""
+    if request.param == "postgresql":
+        with migrated_postgres() as engine:
+            yield engine
+        return
+    url = SecretStr(f"sqlite:///{tmp_path / 'triggerline.db'}")
+    engine = make_engine(load(DatabaseSettings, {"url": url}))
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()

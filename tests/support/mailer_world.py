@@ -33,7 +33,7 @@ from services.common.settings import (
     load,
 )
 from services.common.token_settings import TokenSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.mailer.main import Mailer
 from services.mailer.settings import MailerConfig, MailerSettings
 from services.simulator.smtp_sink import SmtpSink
@@ -214,7 +214,7 @@ class Scenario:
         self.mailers.clear()
 
     def create_topic(self, campaign: str) -> str:
-        spec = replace(TOPICS.emails(campaign), partitions=3)
+        spec = replace(topics().emails(campaign), partitions=3)
         ensure_topics(make_admin(self.kafka), [spec])
         return spec.name
 
@@ -225,7 +225,7 @@ def scenario(
 ) -> Iterator[Scenario]:
     campaign = f"t{unique}"
     admin = make_admin(kafka_settings)
-    ensure_topics(admin, [TOPICS.outcomes, TOPICS.emails_dlq, *TOPICS.email_retries()])
+    ensure_topics(admin, [topics().outcomes, topics().emails_dlq, *topics().email_retries()])
     sink = SmtpSink(maildir=tmp_path / "mail").start()
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
     world = Scenario(
@@ -237,8 +237,8 @@ def scenario(
         templates_dir=TEMPLATES,
         kafka=kafka_settings,
         producer=producer,
-        outcomes=TopicTail(kafka_bootstrap, TOPICS.outcomes.name, unique),
-        dlq=TopicTail(kafka_bootstrap, TOPICS.emails_dlq.name, unique),
+        outcomes=TopicTail(kafka_bootstrap, topics().outcomes.name, unique),
+        dlq=TopicTail(kafka_bootstrap, topics().emails_dlq.name, unique),
         unique=unique,
         tmp_path=tmp_path,
     )

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from services.ops.rules.replay import ORIGINAL_TOPIC, redrive_destination
+from services.common.headers import X_ERROR_REASON, X_ORIGINAL_TOPIC
+from services.ops.rules.replay import redrive_destination
 
-REASON = "x-error-reason"
 NOT_REDRIVABLE = "(not re-drivable)"
 
 SkipWhy = Literal["reason", "campaign", "trigger", "time", "not_redrivable"]
@@ -36,11 +36,11 @@ class DeadLetter:
 
     @property
     def reason(self) -> str:
-        return self.headers.get(REASON) or "(none)"
+        return self.headers.get(X_ERROR_REASON) or "(none)"
 
     @property
     def original_topic(self) -> str | None:
-        return self.headers.get(ORIGINAL_TOPIC)
+        return self.headers.get(X_ORIGINAL_TOPIC)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from services.common.headers import (
+    X_ERROR_PREFIX,
+    X_FAILED_AT,
+    X_ORIGINAL_TOPIC,
+    X_REDRIVE_COUNT,
+    X_SERVICE,
+)
 from services.ops.errors import OperatorError
 from services.ops.rules.moments import iso
-
-REDRIVE_COUNT = "x-redrive-count"
-ORIGINAL_TOPIC = "x-original-topic"
 
 RewindMode = Literal["earliest", "latest", "datetime", "offset", "offsets"]
 
@@ -162,7 +166,7 @@ def redrive_destination(headers: Mapping[str, str], allowed: set[str]) -> str | 
     Dead letters of the fetcher name the upstream (`pipeline:triggers`): those are not Kafka
     records yet and cannot be re-driven into Kafka as they are.
     """
-    original = headers.get(ORIGINAL_TOPIC)
+    original = headers.get(X_ORIGINAL_TOPIC)
     if original is None or original not in allowed:
         return None
     return original
@@ -173,14 +177,14 @@ def redrive_headers(headers: list[tuple[str, bytes]]) -> list[tuple[str, str | b
     count = 0
     kept: list[tuple[str, str | bytes | None]] = []
     for key, value in headers:
-        if key == REDRIVE_COUNT:
+        if key == X_REDRIVE_COUNT:
             try:
                 count = int(value.decode())
             except ValueError:
                 count = 0
-        elif not key.startswith("x-error") and key not in ("x-failed-at", "x-service"):
+        elif not key.startswith(X_ERROR_PREFIX) and key not in (X_FAILED_AT, X_SERVICE):
             kept.append((key, value))
-    kept.append((REDRIVE_COUNT, str(count + 1).encode()))
+    kept.append((X_REDRIVE_COUNT, str(count + 1).encode()))
     return kept
 
 

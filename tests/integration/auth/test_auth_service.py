@@ -17,7 +17,8 @@ from tests.integration.auth.conftest import (
     ims_calls,
     invalidate,
 )
-from tests.integration.servers import RunningApp, wait_until
+from tests.integration.servers import RunningApp
+from tests.support.deadlines import wait_until
 
 Stack = Callable[..., tuple[RunningApp, RunningApp]]
 
@@ -116,7 +117,7 @@ def test_survives_an_ims_outage_while_its_token_is_valid(stack: Stack) -> None:
     )
     calls_at_outage = ims_calls(sim)["token_v3"]
     # the refresh point passes, IMS is down: the same still-valid token is served
-    time.sleep(1.0)
+    time.sleep(1.0)  # a sleep: the retries below are counted over this one second of outage
     during = get_token(auth)
     assert during.status_code == 200
     current = during.json()

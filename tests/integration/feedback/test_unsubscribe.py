@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hmac
 import json
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +15,7 @@ from sqlalchemy import insert
 from services.common.db.tables import feedback_events, profiles
 from services.common.models import Outcome, OutcomeStatus
 from services.common.unsubscribe_token import KeyRing, SigningKey, TokenPurpose, sign
+from tests.support.deadlines import wait_until
 from tests.support.feedback_service import FeedbackUnderTest
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
@@ -190,13 +190,13 @@ def test_health_pages_are_served_apart_from_the_public_port(feedback: FeedbackUn
 
 
 def _wait_published(feedback: FeedbackUnderTest, ref: str, deadline: float = 15.0) -> bool:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
+    def published() -> bool:
         events = feedback.events(ref)
-        if events and all(e["published_at"] is not None for e in events):
-            return True
-        time.sleep(0.2)
-    return False
+        return bool(events) and all(e["published_at"] is not None for e in events)
+
+    return wait_until(
+        published, deadline, every=0.2, what=f"every feedback event of {ref} to be published"
+    )
 
 
 def test_acknowledged_outcomes_are_marked_and_a_lost_one_is_sent_again(

@@ -16,6 +16,7 @@ from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import envelope_serde, outcome_serde
 from tests.integration.fetcher.conftest import FetcherProcess, upstream_positions
 from tests.integration.processor.triggers import adobe_envelope
+from tests.support.deadlines import wait_until
 
 Stack = Callable[..., Any]
 
@@ -27,13 +28,13 @@ def _status(fetcher: FetcherProcess) -> dict[str, Any]:
 
 
 def _wait_status(fetcher: FetcherProcess, deadline: float = 30) -> dict[str, Any]:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            return _status(fetcher)
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise AssertionError(f"fetcher status never answered:\n{fetcher.tail()}")
+    return wait_until(
+        lambda: _status(fetcher),
+        deadline,
+        every=0.2,
+        what=lambda: f"the fetcher's status page:\n{fetcher.tail()}",
+        ignoring=(requests.RequestException,),
+    )
 
 
 def test_every_upstream_message_lands_once_with_its_headers(
@@ -76,9 +77,7 @@ def test_every_upstream_message_lands_once_with_its_headers(
     assert status["stats"]["ping-received"] >= 1
     assert len(status["pointer"]["current-offsets"].split(",")) == 15
     # dumpStatePeriodSec: the same document, written to a file
-    end = time.monotonic() + 10
-    while time.monotonic() < end and not dump.exists():
-        time.sleep(0.2)
+    wait_until(dump.exists, 10, every=0.2, what=f"the state dump {dump}")
     dumped = json.loads(dump.read_text())
     assert dumped["agents"][0]["consumer"] == status["consumer"]
 
@@ -96,7 +95,7 @@ def test_kill_minus_nine_at_random_moments_loses_and_repeats_nothing(
     rng = random.Random(5)
     for _ in range(4):
         fetcher.start()
-        time.sleep(rng.uniform(0.8, 2.5))
+        time.sleep(rng.uniform(0.8, 2.5))  # a sleep: the kill's random moment is the subject
         fetcher.kill()  # SIGKILL: no flush, no abort, an open transaction left behind
     fetcher.start()
     consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=120, settle=3)

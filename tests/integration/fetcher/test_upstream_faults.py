@@ -13,21 +13,25 @@ from services.common.kafka import header
 from tests.conftest import Consumed
 from tests.integration.fetcher.conftest import FetcherProcess, upstream_positions
 from tests.integration.processor.triggers import adobe_envelope
+from tests.support.deadlines import wait_until
 
 Stack = Callable[..., Any]
 
 
 def _stats(fetcher: FetcherProcess) -> dict[str, Any]:
     url = f"http://127.0.0.1:{fetcher.status_port}/pipelined/status"
-    end = time.monotonic() + 30
-    while True:
-        try:
-            agent: dict[str, Any] = requests.get(url, timeout=5).json()["agents"][0]
-            return agent
-        except requests.RequestException:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.2)
+
+    def agent() -> dict[str, Any]:
+        found: dict[str, Any] = requests.get(url, timeout=5).json()["agents"][0]
+        return found
+
+    return wait_until(
+        agent,
+        30,
+        every=0.2,
+        what=lambda: f"the fetcher's status page:\n{fetcher.tail()}",
+        ignoring=(requests.RequestException,),
+    )
 
 
 def _fault(simulator: Any, **faults: Any) -> None:
@@ -48,7 +52,12 @@ def test_a_revoked_token_is_replaced_through_auth_and_nothing_is_lost(
     simulator, auth = stack(simulator={"generate": True, "triggers": total, "rate": 500})
     fetcher = fetcher_factory(simulator.url, auth.url)
     fetcher.start()
-    time.sleep(1.0)
+    wait_until(
+        lambda: _stats(fetcher)["stats"]["trigger-received"] > 0,
+        30,
+        every=0.2,
+        what="the fetcher reading with its first token",
+    )
     _fault(simulator, revoke_tokens=True)  # open streams end; the cached token now gets 401
     consumed = consume_until([fetcher.topics.triggers_raw.name], total, deadline=60, settle=2)
     _exactly_once(consumed, total, fetcher)

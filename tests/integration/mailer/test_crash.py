@@ -64,7 +64,7 @@ def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario)
     try:
         arrived = scenario.sink.wait_for(len(requests) - 1, timeout=60)
         assert len(arrived) == len(requests) - 1, log_file.read_text()[-3000:]
-        time.sleep(0.5)
+        time.sleep(0.5)  # a sleep: the kill's moment, mid-batch while one RCPT still stalls
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -83,7 +83,7 @@ def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario)
             more = scenario.outcomes.read(outcome_for(keys), len(outcomes) + 1, deadline=2)
             outcomes = [decode_outcome(m) for m in more]
             sent_keys = {o.idempotency_key for o in outcomes if o.status is OutcomeStatus.SENT}
-        time.sleep(2)  # room for a duplicate email to show up
+        time.sleep(2)  # a sleep: room for a duplicate email to show up
         second.send_signal(signal.SIGTERM)
         second.wait(30)
     finally:

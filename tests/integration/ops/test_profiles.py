@@ -1,4 +1,5 @@
-"""`triggerline profiles import|suppress` against PostgreSQL: upserts, dry runs, rejects."""
+"""`triggerline profiles import|suppress` on SQLite and PostgreSQL (the `engine` fixture):
+upserts, dry runs, rejects."""
 
 from __future__ import annotations
 
@@ -16,11 +17,9 @@ MCID = "4" * 38
 
 
 @pytest.fixture
-def database(postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
-    monkeypatch.setenv(
-        "TRIGGERLINE_DB_URL", postgres_engine.url.render_as_string(hide_password=False)
-    )
-    return postgres_engine
+def database(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("TRIGGERLINE_DB_URL", engine.url.render_as_string(hide_password=False))
+    return engine
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> Path:

@@ -47,6 +47,7 @@ from services.simulator.smtp_sink import SmtpSink
 from tests.conftest import free_port
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
 from tests.support.databases import POSTGRES_SERVER
+from tests.support.deadlines import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -107,16 +108,18 @@ class Stack:
             "TRIGGERLINE_PROCESSOR_WEB_PORT" if service == "processor" else
             "TRIGGERLINE_MAILER_HEALTH_PORT"
         ]  # fmt: skip
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
+
+        def ready() -> bool:
             assert self.processes[service].poll() is None, self.log(service)
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"{service} not ready within 90 s:\n{self.log(service)}")
+            return requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok
+
+        wait_until(
+            ready,
+            90,
+            every=0.3,
+            what=lambda: f"{service} to be ready:\n{self.log(service)}",
+            ignoring=(requests.RequestException,),
+        )
 
     def stop(self, service: str) -> None:
         process = self.processes.pop(service)
@@ -182,10 +185,13 @@ class Stack:
         return counts
 
     def wait_mails(self, shoppers: list[Shopper], deadline: float = 60) -> dict[str, int]:
-        end = time.monotonic() + deadline
-        while time.monotonic() < end and 0 in self.mails_to(shoppers).values():
-            time.sleep(0.2)
-        time.sleep(2)  # a second copy of any of them would have arrived by now
+        wait_until(
+            lambda: 0 not in self.mails_to(shoppers).values(),
+            deadline,
+            every=0.2,
+            what=lambda: f"an email to each of them: {self.mails_to(shoppers)}",
+        )
+        time.sleep(2)  # a sleep: a second copy of any of them would have arrived by now
         return self.mails_to(shoppers)
 
 
@@ -352,7 +358,7 @@ def test_profiles_arrived_late(stack: Stack, tmp_path: Path) -> None:
     )
     out = stack.triggerline("profiles", "import", str(imported)).stdout
     assert "insert 3" in out and "rejected 1" in out, out
-    time.sleep(1.5)  # the processor trusts a cached "no profile" for its cache TTL (1 s here)
+    time.sleep(1.5)  # a sleep: the processor trusts a cached "no profile" for its TTL (1 s)
     plan = stack.triggerline(
         "replay", "redrive", "--from", "triggers.unmatched", "--reason", "no_profile",
         "--reason", "profile_gone", "--since", iso(since),
@@ -442,7 +448,7 @@ def test_move_to_a_new_cluster_rewinding_the_last_hour_mails_nobody_twice(stack:
     # request that was mailed is read again and answered from its claim, not sent
     stack.wait_outcomes(stack.sent_ids, lambda o: True, after=mark)
     stack.wait_outcomes(mailed, lambda o: o.detail.get("redelivered") == "true", after=mark)
-    time.sleep(2)
+    time.sleep(2)  # a sleep: a second email from the rewind would have arrived by now
     assert len(stack.sink.messages) == before, stack.log("mailer")
     repeats = {k: n for k, n in stack.sink.count_by_message_id().items() if n > 1}
     assert repeats == {}

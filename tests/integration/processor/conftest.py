@@ -13,7 +13,6 @@ import os
 import random
 import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,10 +28,11 @@ from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import identities, profiles
 from services.common.kafka import ensure_topics, high_watermark
 from services.common.settings import DatabaseSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.simulator.population import Shopper, shopper
 from tests.conftest import free_port
 from tests.integration.processor.triggers import random_mcid
+from tests.support.deadlines import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 EXECUTABLE = REPO / ".venv" / "bin" / "triggerline"
@@ -94,7 +94,7 @@ def database_url(tmp_path: Path, shoppers: list[Shopper]) -> str:
 def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
     """Commit the group's offsets at the topic's current end, so history is not replayed."""
     # On a fresh broker the topic may not exist yet: create it as declared first.
-    spec = next(s for s in TOPICS.fixed() if s.name == topic)
+    spec = next(s for s in topics().fixed() if s.name == topic)
     ensure_topics(AdminClient({"bootstrap.servers": bootstrap}), [spec])
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
@@ -131,18 +131,18 @@ class RunningProcessor:
             return exc.code, exc.read()
 
     def wait_up(self, deadline: float = 60.0) -> None:
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
+        def answers() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"processor exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                status, _ = self.get("/healthz")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"processor web server never answered:\n{self.log_tail()}")
+            return self.get("/healthz")[0] == 200
+
+        wait_until(
+            answers,
+            deadline,
+            every=0.3,
+            what=lambda: f"the processor's web server:\n{self.log_tail()}",
+            ignoring=(OSError,),
+        )
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final commit, as when a node dies."""
@@ -168,7 +168,7 @@ def processor_factory(
     """Start workers of one app (same group, repartition topic and database); stop them all."""
     app_id = f"test-processor-{unique}"
     started: list[RunningProcessor] = []
-    start_group_at_end(kafka_bootstrap, app_id, TOPICS.triggers_raw.name)
+    start_group_at_end(kafka_bootstrap, app_id, topics().triggers_raw.name)
 
     def start(
         extra_env: dict[str, str] | None = None, state_dir: str | None = None

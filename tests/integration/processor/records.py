@@ -8,13 +8,13 @@ from confluent_kafka import Message, Producer
 
 from services.common.models import EmailRequest, Outcome
 from services.common.serde import email_request_serde, outcome_serde
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from tests.conftest import Consumed
 
 
 def produce(producer: Producer, *records: tuple[bytes, bytes]) -> None:
     for key, value in records:
-        producer.produce(TOPICS.triggers_raw.name, key=key, value=value)
+        producer.produce(topics().triggers_raw.name, key=key, value=value)
     assert producer.flush(10) == 0
 
 

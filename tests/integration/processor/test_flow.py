@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from services.common.models import OutcomeStatus
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.processor.rules.keys import idempotency_key
 from services.simulator.catalog import UNKNOWN_TRIGGER_ID
 from services.simulator.population import Shopper
@@ -25,11 +24,12 @@ from tests.integration.processor.records import (
     requests_for,
 )
 from tests.integration.processor.triggers import adobe_envelope, build, random_mcid
+from tests.support.deadlines import wait_until
 from tests.support.kafka_messages import header_of
 
 pytestmark = pytest.mark.kafka
 
-CART = TOPICS.emails("cart_abandonment").name
+CART = topics().emails("cart_abandonment").name
 
 
 def test_cart_trigger_becomes_one_email_request(
@@ -82,7 +82,7 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
 
     outcomes = as_outcomes(
         consume_until(
-            [TOPICS.outcomes.name],
+            [topics().outcomes.name],
             2,
             deadline=90,
             match=outcomes_for({unrouted.message_id, unmatched.message_id}),
@@ -93,7 +93,7 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
     assert by_id[unmatched.message_id].status is OutcomeStatus.UNMATCHED
 
     parked = consume_until(
-        [TOPICS.triggers_unmatched.name],
+        [topics().triggers_unmatched.name],
         1,
         deadline=30,
         match=lambda m: m.key() == stranger_mcid.encode(),
@@ -101,10 +101,10 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
     assert len(parked.messages) == 1
     assert parked.values() == [unmatched.value]  # the original bytes: re-drivable as they are
     assert header_of(parked.messages[0], "x-error-reason") == "no_profile"
-    assert header_of(parked.messages[0], "x-original-topic") == TOPICS.triggers_raw.name
+    assert header_of(parked.messages[0], "x-original-topic") == topics().triggers_raw.name
 
     dead = consume_until(
-        [TOPICS.triggers_dlq.name], 1, deadline=30, match=lambda m: m.key() == garbage_key
+        [topics().triggers_dlq.name], 1, deadline=30, match=lambda m: m.key() == garbage_key
     )
     assert len(dead.messages) == 1, running.log_tail()
     dead_letter = dead.messages[0]
@@ -112,11 +112,11 @@ def test_unrouted_unmatched_and_invalid_each_get_their_outcome(
     assert header_of(dead_letter, "x-service") == "processor"
     assert header_of(dead_letter, "x-original-offset") is not None
     position = (
-        f"{TOPICS.triggers_raw.name}:{header_of(dead_letter, 'x-original-partition')}:"
+        f"{topics().triggers_raw.name}:{header_of(dead_letter, 'x-original-partition')}:"
         f"{header_of(dead_letter, 'x-original-offset')}"
     )
     invalid = as_outcomes(
-        consume_until([TOPICS.outcomes.name], 1, deadline=30, match=outcomes_for({position}))
+        consume_until([topics().outcomes.name], 1, deadline=30, match=outcomes_for({position}))
     )
     assert [o.status for o in invalid] == [OutcomeStatus.INVALID]
     assert invalid[0].reason == "not_avro"
@@ -138,7 +138,7 @@ def test_same_message_twice_gives_one_request_and_a_duplicate(
     assert len(requests.messages) == 1, running.log_tail()
     outcomes = as_outcomes(
         consume_until(
-            [TOPICS.outcomes.name], 1, deadline=30, match=outcomes_for({message_id}), settle=2
+            [topics().outcomes.name], 1, deadline=30, match=outcomes_for({message_id}), settle=2
         )
     )
     assert [(o.status, o.reason) for o in outcomes] == [(OutcomeStatus.DUPLICATE, "repeat_message")]
@@ -160,22 +160,28 @@ def test_database_outage_delays_but_never_drops_a_trigger(
     record = build(adobe_envelope(mcid=shoppers[0].mcid))
     produce(producer, (record.key, record.value))
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and b"database" not in running.get("/readyz")[1]:
-        time.sleep(0.3)
+    wait_until(
+        lambda: b"database" in running.get("/readyz")[1],
+        60,
+        every=0.3,
+        what=lambda: f"readiness to wait for the database:\n{running.log_tail()}",
+    )
     status, body = running.get("/readyz")
     assert status == 503 and b"database" in body, running.log_tail()
     early = consume_until(
-        [TOPICS.outcomes.name], 0, deadline=1, match=outcomes_for({record.message_id}), settle=1
+        [topics().outcomes.name], 0, deadline=1, match=outcomes_for({record.message_id}), settle=1
     )
     assert early.messages == []
 
     seed_database(late_url, shoppers)
     requests = consume_until([CART], 1, deadline=60, match=requests_for({record.message_id}))
     assert [r.email for r in as_requests(requests)] == [shoppers[0].email], running.log_tail()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and running.get("/readyz")[0] != 200:
-        time.sleep(0.3)
+    wait_until(
+        lambda: running.get("/readyz")[0] == 200,
+        30,
+        every=0.3,
+        what=lambda: f"readiness again:\n{running.log_tail()}",
+    )
     assert running.get("/readyz") == (200, b'{"status": "ok", "waiting_for": {}}')
     metrics = running.get("/metrics")[1].decode()
     assert "triggerline_processor_db_retries_total" in metrics

@@ -20,7 +20,7 @@ from sqlalchemy import update
 
 from services.common.db.tables import profiles
 from services.common.models import OutcomeStatus
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.simulator.catalog import BROWSE_ABANDONMENT, CART_ABANDONMENT, SEARCH_ABANDONMENT
 from services.simulator.population import Shopper
 from services.simulator.sink_mail import ReceivedMail
@@ -183,7 +183,7 @@ def test_missing_data_degrades_or_skips_and_hostile_values_never_reach_the_shopp
 
     ended = as_outcomes(
         consume_until(
-            [TOPICS.outcomes.name], 1, deadline=60, match=outcomes_for({skipped.message_id})
+            [topics().outcomes.name], 1, deadline=60, match=outcomes_for({skipped.message_id})
         )
     )
     assert [(o.status, o.reason, o.campaign) for o in ended] == [
@@ -246,7 +246,7 @@ def test_a_future_dated_trigger_is_not_mailed_and_leaves_the_history_intact(
 
     ids = {far.message_id, hour.message_id, again.message_id}
     ended = as_outcomes(
-        consume_until([TOPICS.outcomes.name], 3, deadline=60, match=outcomes_for(ids), settle=1)
+        consume_until([topics().outcomes.name], 3, deadline=60, match=outcomes_for(ids), settle=1)
     )
     assert {o.message_id: (o.status, o.reason) for o in ended} == {
         far.message_id: (OutcomeStatus.INVALID, "future_timestamp"),
@@ -266,6 +266,6 @@ def test_a_future_dated_trigger_is_not_mailed_and_leaves_the_history_intact(
 def _sent_outcomes(consume_until: Callable[..., Consumed], built: tuple[Built, ...]) -> list[Any]:
     ids = {b.message_id for b in built}
     outcomes = as_outcomes(
-        consume_until([TOPICS.outcomes.name], 5, deadline=30, match=outcomes_for(ids), settle=1)
+        consume_until([topics().outcomes.name], 5, deadline=30, match=outcomes_for(ids), settle=1)
     )
     return [o for o in outcomes if o.status is OutcomeStatus.SENT]

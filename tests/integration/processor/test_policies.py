@@ -18,7 +18,7 @@ from services.common.db.engine import make_engine
 from services.common.db.tables import profiles, suppressions
 from services.common.models import OutcomeStatus
 from services.common.settings import DatabaseSettings
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.processor.rules.policies import quiet_hours_end
 from services.simulator.catalog import (
     BROWSE_ABANDONMENT,
@@ -49,7 +49,7 @@ ROUTES = {
     RECEIPT: "tl_receipt",
     PURCHASE.trigger_id: "",
 }
-TOPICS_OF = [TOPICS.emails(c).name for c in ("tl_capped", "tl_delayed", "tl_quiet", "tl_receipt")]
+TOPICS_OF = [topics().emails(c).name for c in ("tl_capped", "tl_delayed", "tl_quiet", "tl_receipt")]
 
 
 def campaigns(quiet: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def results(
     )
     ended = as_outcomes(
         consume_until(
-            [TOPICS.outcomes.name], outcomes, deadline=40, match=outcomes_for(ids), settle=1
+            [topics().outcomes.name], outcomes, deadline=40, match=outcomes_for(ids), settle=1
         )
     )
     return {r.message_id: r for r in got}, {o.message_id: (o.status, o.reason) for o in ended}

@@ -1,35 +1,18 @@
-"""ProfileStore on SQLite and PostgreSQL: identities, profiles and suppressions in few queries."""
+"""ProfileStore on SQLite and PostgreSQL (the `engine` fixture): identities, profiles and
+suppressions in few queries."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, event, insert
 
-from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import identities, profiles, suppressions
-from services.common.settings import DatabaseSettings, load
 from services.processor.profiles import ProfileStore
 from services.processor.rules.identity import IdentityKey, IdentityKind
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        yield request.getfixturevalue("postgres_engine")
-        return
-    url = SecretStr(f"sqlite:///{tmp_path / 'profiles.db'}")
-    engine = make_engine(load(DatabaseSettings, {"url": url}))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def seed(engine: Engine, count: int) -> None:

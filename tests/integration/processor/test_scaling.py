@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 
 from services.common.models import EmailRequest, Outcome, OutcomeStatus
 from services.common.serde import email_request_serde, outcome_serde
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.simulator.catalog import CART_ABANDONMENT
 from services.simulator.population import Shopper
 from tests.conftest import Consumed
@@ -36,7 +36,7 @@ from tests.integration.processor.triggers import Built, adobe_envelope, build, r
 pytestmark = pytest.mark.kafka
 
 CAMPAIGN = "tl_scale"
-EMAILS = TOPICS.emails(CAMPAIGN).name
+EMAILS = topics().emails(CAMPAIGN).name
 
 
 def scale_env(tmp_path: Path) -> dict[str, str]:
@@ -82,13 +82,13 @@ def test_dedup_survives_a_killed_and_restarted_worker(
     produce(producer, (original.key, original.value))
     ids = {original.message_id}
     consume_until([EMAILS], 1, deadline=40, match=requests_for(ids))
-    time.sleep(2)  # let the commit interval pass, so the kill loses no acknowledged work
+    time.sleep(2)  # a sleep: commit intervals (0.5 s) pass, so the kill loses no acknowledged work
     first.kill()
 
     restarted = processor_factory(env, state_dir="state")  # same app id, same data dir
     produce(producer, (original.key, original.value))  # the same messageId, a new offset
     outcomes = as_outcomes(
-        consume_until([TOPICS.outcomes.name], 1, deadline=40, match=outcomes_for(ids), settle=1)
+        consume_until([topics().outcomes.name], 1, deadline=40, match=outcomes_for(ids), settle=1)
     )
     requests = as_requests(consume_until([EMAILS], 1, deadline=5, match=requests_for(ids)))
     assert [(o.status, o.reason) for o in outcomes] == [
@@ -123,14 +123,15 @@ def test_one_two_three_workers_and_a_kill_lose_nothing_and_mail_once(
         for built in plan:
             if stop.is_set():
                 return
-            producer.produce(TOPICS.triggers_raw.name, key=built.key, value=built.value)
+            producer.produce(topics().triggers_raw.name, key=built.key, value=built.value)
             producer.poll(0)
-            time.sleep(0.05)
+            time.sleep(0.05)  # a sleep: pacing the flow
         producer.flush(10)
 
     feeder = threading.Thread(target=flow, daemon=True)
     feeder.start()
     try:
+        # sleeps: workers join, and one dies, at set moments of the flow
         time.sleep(3)
         workers.append(processor_factory(env))
         time.sleep(3)
@@ -147,7 +148,7 @@ def test_one_two_three_workers_and_a_kill_lose_nothing_and_mail_once(
     # at-least-once: a kill can repeat some records, so wait for distinct ids, not counts
     outcomes = as_outcomes(
         consume_until(
-            [TOPICS.outcomes.name],
+            [topics().outcomes.name],
             len(repeats) + len(strangers),
             deadline=60,
             match=outcomes_for(ids),
@@ -175,7 +176,7 @@ def test_one_two_three_workers_and_a_kill_lose_nothing_and_mail_once(
     if missing:
         fate = as_outcomes(
             consume_until(
-                [TOPICS.outcomes.name], len(missing), deadline=10, match=outcomes_for(missing)
+                [topics().outcomes.name], len(missing), deadline=10, match=outcomes_for(missing)
             )
         )
         ended = [(o.message_id, o.status, o.reason, o.detail) for o in fate]

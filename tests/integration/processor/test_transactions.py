@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from services.common.kafka import high_watermark
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.simulator.population import Shopper
 from tests.conftest import Consumed
 from tests.integration.processor.conftest import RunningProcessor
@@ -25,7 +25,7 @@ from tests.integration.processor.triggers import adobe_envelope, build, random_m
 
 pytestmark = pytest.mark.kafka
 
-RAW = TOPICS.triggers_raw.name
+RAW = topics().triggers_raw.name
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_aborted_transaction_never_becomes_an_email_request(
     mailed = [r.message_id for r in as_requests(requests)]
     assert mailed == [committed.message_id], running.log_tail()
     outcomes = as_outcomes(
-        consume_until([TOPICS.outcomes.name], 0, deadline=1, match=outcomes_for(ids), settle=2)
+        consume_until([topics().outcomes.name], 0, deadline=1, match=outcomes_for(ids), settle=2)
     )
     assert outcomes == []
 
@@ -101,7 +101,7 @@ def wait_for_no_lag(bootstrap: str, group: str, deadline_s: float) -> dict[int, 
         lag = {p: (c, e) for p, (c, e) in committed_and_end(bootstrap, group).items() if c != e}
         if not lag or time.monotonic() > deadline:
             return lag
-        time.sleep(1)
+        time.sleep(1)  # poll interval: at the deadline the caller's assertion shows the lag left
 
 
 def test_an_aborted_batch_after_a_commit_is_passed_too(
@@ -123,7 +123,7 @@ def test_an_aborted_batch_after_a_commit_is_passed_too(
     transactional_producer.produce(RAW, key=first.key, value=first.value)
     transactional_producer.commit_transaction(30)
     outcomes = consume_until(
-        [TOPICS.outcomes.name], 1, deadline=90, match=outcomes_for({first.message_id})
+        [topics().outcomes.name], 1, deadline=90, match=outcomes_for({first.message_id})
     )
     assert len(outcomes.messages) == 1, running.log_tail()
     lag = wait_for_no_lag(kafka_bootstrap, running.app_id, 60)
@@ -177,7 +177,7 @@ def test_committed_offsets_pass_transaction_markers_and_lag_reaches_zero(
     transactional_producer.abort_transaction(30)
 
     outcomes = consume_until(
-        [TOPICS.outcomes.name], len(sent), deadline=120, match=outcomes_for(set(sent))
+        [topics().outcomes.name], len(sent), deadline=120, match=outcomes_for(set(sent))
     )
     assert len(outcomes.messages) == len(sent), running.log_tail()
 

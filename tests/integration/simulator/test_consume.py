@@ -13,8 +13,9 @@ import requests
 
 from services.fetcher.envelopes import Data, parse_envelope
 from services.simulator.generator import PIPELINE_MESSAGE, TRIGGER
-from tests.integration.servers import RunningApp, read_stream, wait_until
+from tests.integration.servers import RunningApp, read_stream
 from tests.integration.simulator.conftest import oauth_token
+from tests.support.deadlines import wait_until
 
 TOPIC_PATH = "/pipeline/topics/triggers/messages"
 
@@ -80,7 +81,7 @@ def test_the_stream_refuses_a_missing_unknown_or_expired_token(
         timeout=5,
     ) as fresh:
         assert fresh.status_code == 200
-    time.sleep(1.1)
+    time.sleep(1.1)  # a sleep: the token's one-second lifetime must run out
     expired = requests.get(
         url, params={"group": "g"}, headers={"Authorization": f"Bearer {token}"}, timeout=5
     )
@@ -152,7 +153,12 @@ def test_an_expired_offset_falls_back_to_reset(
     later: list[dict[str, Any]] = []
 
     def inject_soon() -> None:
-        time.sleep(0.5)
+        # once the reader below has been reset to the end (the second reset), so it must see
+        # only this one
+        wait_until(
+            lambda: requests.get(f"{sim.url}/simulator/stats", timeout=5).json()["resets"] >= 2,
+            what="the reader's reset to latest",
+        )
         inject(sim.url, [envelope(99, partition=1)])
 
     writer = threading.Thread(target=inject_soon)

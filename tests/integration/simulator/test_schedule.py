@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import requests
 
-from tests.integration.servers import RunningApp, wait_until
+from tests.integration.servers import RunningApp
+from tests.support.deadlines import wait_until
 
 
 def _stats(simulator: RunningApp) -> dict[str, object]:

@@ -30,7 +30,7 @@ def test_a_timed_fault_refuses_then_ends_and_the_journal_records_each_message(
             assert requests.post(f"{base}/faults", json=fault, timeout=5).status_code == 200
             with pytest.raises(smtplib.SMTPRecipientsRefused):
                 _send(sink.port, "one@example.com")
-            time.sleep(0.6)
+            time.sleep(0.6)  # a sleep: the fault is timed (0.5 s) and must run out on its own
             _send(sink.port, "two@example.com")
             counts = requests.get(f"{base}/stats", timeout=5).json()
             assert counts["accepted"] == 1 and counts["dropped"] == 0

@@ -13,10 +13,10 @@ from services.common.settings import REPO_ROOT
 from services.ops.configuration import all_settings
 
 VARIABLE = re.compile(r"\bTRIGGERLINE_[A-Z0-9_]*[A-Z0-9]\b")
-# Variables that are not service settings: the local scripts', the test and benchmark
-# harnesses', and the topic prefix (read once at import by services/common/topics.py).
+# Variables that are not service settings: the local scripts', and the test and benchmark
+# harnesses'.
 NOT_SETTINGS = re.compile(
-    r"^TRIGGERLINE_(TOPICS_PREFIX|KAFKA_(PORT|HOME)|POSTGRES_(PORT|HOME)|TEST_[A-Z_]+"
+    r"^TRIGGERLINE_(KAFKA_(PORT|HOME)|POSTGRES_(PORT|HOME)|TEST_[A-Z_]+"
     r"|CHAOS_[A-Z_]+|BENCH_[A-Z_]+)$"
 )
 # Settings that were removed, still named where an upgrade needs them (the feedback service's

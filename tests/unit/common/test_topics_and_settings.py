@@ -19,7 +19,7 @@ from services.common.settings import (
     parse_duration,
     unknown_variables,
 )
-from services.common.topics import TOPICS, delay_label, topics_for
+from services.common.topics import delay_label, topics, topics_for
 
 ADOBE_CONFIG = {
     "topics": [
@@ -36,18 +36,18 @@ ADOBE_CONFIG = {
 
 
 def test_triggers_raw_has_twelve_partitions_and_names_are_unique() -> None:
-    assert TOPICS.triggers_raw.partitions == 12
-    names = [spec.name for spec in TOPICS.fixed()]
+    assert topics().triggers_raw.partitions == 12
+    names = [spec.name for spec in topics().fixed()]
     assert len(names) == len(set(names))
-    assert TOPICS.fetcher_pointers.cleanup_policy == "compact"
-    assert TOPICS.fetcher_pointers.config()["retention.ms"] == "-1"
+    assert topics().fetcher_pointers.cleanup_policy == "compact"
+    assert topics().fetcher_pointers.config()["retention.ms"] == "-1"
 
 
 def test_campaign_topics_follow_the_rule() -> None:
-    assert TOPICS.emails("cart_abandonment").name == "emails.cart_abandonment"
+    assert topics().emails("cart_abandonment").name == "emails.cart_abandonment"
     for bad in ("Cart", "a b", "dlq", "retry", ""):
         with pytest.raises(ValueError):
-            TOPICS.emails(bad)
+            topics().emails(bad)
 
 
 def test_prefix_namespaces_every_topic() -> None:
@@ -57,7 +57,7 @@ def test_prefix_namespaces_every_topic() -> None:
 
 
 def test_retry_topics_are_named_by_delay() -> None:
-    assert [spec.name for spec in TOPICS.email_retries()] == [
+    assert [spec.name for spec in topics().email_retries()] == [
         "emails.retry.30s",
         "emails.retry.5m",
         "emails.retry.30m",

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import parse_duration
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.mailer.settings import MailerSettings
 from services.ops.autoscaling import scale_down_period
 from services.processor.settings import ProcessorSettings
@@ -30,7 +30,7 @@ def expectations(objects: list[Obj]) -> dict[str, tuple[str, str, set[str], floa
         "triggerline-processor": (
             "StatefulSet",
             _setting(settings, "TRIGGERLINE_PROCESSOR_APP_ID", ProcessorSettings, "app_id"),
-            {TOPICS.triggers_raw.name},
+            {topics().triggers_raw.name},
             parse_duration(processor_timeout).total_seconds()
             if processor_timeout
             else ProcessorSettings.model_fields["session_timeout"].default.total_seconds(),
@@ -38,7 +38,7 @@ def expectations(objects: list[Obj]) -> dict[str, tuple[str, str, set[str], floa
         "triggerline-mailer": (
             "Deployment",
             _setting(settings, "TRIGGERLINE_MAILER_GROUP_ID", MailerSettings, "group_id"),
-            {TOPICS.emails(c).name for c in CAMPAIGNS},
+            {topics().emails(c).name for c in CAMPAIGNS},
             MailerSettings.model_fields["session_timeout"].default.total_seconds(),
         ),
     }
@@ -50,16 +50,16 @@ def test_scaled_objects_follow_the_settings_and_the_topics(overlay: str) -> None
     settings = named(objects, "ConfigMap", "triggerline-settings")["data"]
     bootstrap = settings["TRIGGERLINE_KAFKA_BOOTSTRAP_SERVERS"]
     assert bootstrap.endswith(".svc.cluster.local:9093"), "KEDA needs the fully qualified name"
-    partitions = {spec.name: spec.partitions for spec in TOPICS.fixed()}
-    partitions |= {TOPICS.emails(c).name: TOPICS.emails(c).partitions for c in CAMPAIGNS}
+    partitions = {spec.name: spec.partitions for spec in topics().fixed()}
+    partitions |= {topics().emails(c).name: topics().emails(c).partitions for c in CAMPAIGNS}
     scaled = {s["metadata"]["name"]: s for s in of_kind(objects, "ScaledObject")}
     assert set(scaled) == set(expectations(objects))
-    for name, (kind, group, topics, timeout) in expectations(objects).items():
+    for name, (kind, group, watched, timeout) in expectations(objects).items():
         spec = scaled[name]["spec"]
         assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": kind, "name": name}
         named(objects, kind, name)  # the target exists
         triggers = spec["triggers"]
-        assert {t["metadata"]["topic"] for t in triggers} == topics, "scale on these topics only"
+        assert {t["metadata"]["topic"] for t in triggers} == watched, "scale on these topics only"
         for trigger in triggers:
             metadata = trigger["metadata"]
             assert metadata["bootstrapServers"] == bootstrap
@@ -67,7 +67,7 @@ def test_scaled_objects_follow_the_settings_and_the_topics(overlay: str) -> None
             assert all(isinstance(v, str) for v in metadata.values())
             assert trigger["authenticationRef"]["name"] == "triggerline-kafka"
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-        assert spec["maxReplicaCount"] <= min(partitions[t] for t in topics)
+        assert spec["maxReplicaCount"] <= min(partitions[t] for t in watched)
         down = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
         assert down["stabilizationWindowSeconds"] >= timeout
         for policy in down["policies"]:

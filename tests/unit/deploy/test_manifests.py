@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.ops.manifests import K8S, TOPICS_FILE, leftovers, rendered
 from tests.unit.deploy.rendering import OVERLAY_NAMES, of_kind, render, render_dir
 
@@ -27,11 +27,11 @@ def test_generated_files_are_up_to_date() -> None:
 
 
 def test_every_declared_topic_is_a_kafka_topic_with_its_partitions() -> None:
-    topics = {d["spec"]["topicName"]: d for d in _documents(TOPICS_FILE)}
-    for spec in TOPICS.fixed():
-        assert topics[spec.name]["spec"]["partitions"] == spec.partitions
-        assert topics[spec.name]["apiVersion"] == "kafka.strimzi.io/v1"
-    assert topics[TOPICS.emails("cart_abandonment").name]["metadata"]["name"] == (
+    kafka_topics = {d["spec"]["topicName"]: d for d in _documents(TOPICS_FILE)}
+    for spec in topics().fixed():
+        assert kafka_topics[spec.name]["spec"]["partitions"] == spec.partitions
+        assert kafka_topics[spec.name]["apiVersion"] == "kafka.strimzi.io/v1"
+    assert kafka_topics[topics().emails("cart_abandonment").name]["metadata"]["name"] == (
         "emails.cart-abandonment"
     )
 

@@ -59,7 +59,7 @@ def answering(body: str, content_type: str, status: int = 200, delay: float = 0)
 
     async def handler(_request: web.Request) -> web.Response:
         if delay:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay)  # a sleep: the slow answer is the stand-in's job
         return web.Response(status=status, text=body, content_type=content_type)
 
     app = web.Application()

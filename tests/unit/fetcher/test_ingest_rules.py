@@ -251,7 +251,7 @@ def test_the_line_buffer_bounds_bytes_and_releases_a_blocked_reader() -> None:
     buffer.put("a", 80)
     blocked = threading.Thread(target=lambda: _put_expect_closed(buffer), daemon=True)
     blocked.start()
-    time.sleep(0.2)
+    time.sleep(0.2)  # a sleep: time in which an unbounded put would have returned
     assert blocked.is_alive() and buffer.bytes == 80  # the second item waits for room
     buffer.close()
     blocked.join(2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.ingest import IngestWorker
 from services.fetcher.rules.cursor import Cursor
@@ -110,7 +110,7 @@ def raw_offsets(producer: RecordingProducer) -> list[int]:
     return [
         int(h["upstream-offset"])
         for t, _, _, h in producer.committed
-        if t == TOPICS.triggers_raw.name
+        if t == topics().triggers_raw.name
     ]
 
 
@@ -147,7 +147,7 @@ def test_an_envelope_still_failing_after_the_validity_is_dead_lettered(clock: Cl
         clock.now += 30
         ingest.applier.retry_due(batch, clock.now)
     assert batch.commit()[0] == Cursor(1)
-    dead = [row for row in producer.committed if row[0] == TOPICS.triggers_dlq.name]
+    dead = [row for row in producer.committed if row[0] == topics().triggers_dlq.name]
     assert len(dead) == 1 and dead[0][2] == envelope(0)
     assert dead[0][3]["x-error-reason"] == b"retries_exhausted"
     stats = status.snapshot()["agents"][0]["stats"]

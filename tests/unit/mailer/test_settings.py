@@ -9,7 +9,7 @@ import pytest
 
 from services.common.errors import ConfigurationError
 from services.common.settings import load
-from services.common.topics import TOPICS, topics_for
+from services.common.topics import topics, topics_for
 from services.mailer.main import retry_topics
 from services.mailer.settings import MailerSettings
 
@@ -23,7 +23,7 @@ def test_defaults_work_on_loopback_and_hide_secrets() -> None:
     )
     assert settings.group_id == "triggerline-mailer"
     assert "local-development-only" not in repr(settings)
-    assert [t.name for t in retry_topics(settings)] == [s.name for s in TOPICS.email_retries()]
+    assert [t.name for t in retry_topics(settings)] == [s.name for s in topics().email_retries()]
 
 
 def test_environment_overrides_with_durations(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +75,7 @@ def test_bad_values_name_the_variable(
 )
 def test_the_subscription_regex_skips_dlq_and_retry_topics(topic: str, matches: bool) -> None:
     # librdkafka compiles it as a POSIX regex: no lookahead, which Python would also accept
-    pattern = TOPICS.emails_pattern()
+    pattern = topics().emails_pattern()
     assert "(?" not in pattern
     assert bool(re.match(pattern, topic)) is matches
 

@@ -1,20 +1,16 @@
-"""Idempotency claims on SQLite: claim once, take over stale claims, settle, never twice."""
+"""Idempotency claims and suppressions on SQLite and PostgreSQL (the `engine` fixture): claim
+once, take over stale claims, settle, never twice."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import deliveries
-from services.common.settings import DatabaseSettings, load
 from services.mailer.claims import ClaimState, ClaimStore, DeliveryStatus
 from services.mailer.suppressions import SuppressionStore
 from tests.unit.mailer.helpers import NOW, request
@@ -29,15 +25,6 @@ def run_together(target: Callable[..., None], args: list[tuple[Any, ...]]) -> No
         thread.start()
     for thread in threads:
         thread.join()
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    settings = load(DatabaseSettings, {"url": SecretStr(f"sqlite:///{tmp_path / 'db.sqlite'}")})
-    engine = make_engine(settings)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_first_claim_wins_and_a_live_holder_blocks_others(engine: Engine) -> None:

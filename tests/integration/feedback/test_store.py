@@ -1,37 +1,21 @@
-"""The feedback stores on SQLite (the local stack's database): events, suppressions, outbox,
-pruning. PostgreSQL is covered by the integration tests."""
+"""The feedback stores on SQLite and PostgreSQL (the `engine` fixture): events, suppressions,
+outbox, pruning."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, insert, select
 
-from services.common.db.engine import make_engine, upgrade
 from services.common.db.tables import suppressions
 from services.common.message_refs import MessageRefStore, message_ref
 from services.common.models import Outcome, OutcomeStatus
-from services.common.settings import DatabaseSettings, load
 from services.common.suppression import SuppressionChange
 from services.feedback.dead_letters import DeadLetter, DeadLetterStore
 from services.feedback.rules.events import EventKind
 from services.feedback.store import FeedbackStore, NewEvent, Recorded, SoftBounceRule
 
 NOW = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(
-        load(DatabaseSettings, {"url": SecretStr(f"sqlite:///{tmp_path / 'feedback.db'}")})
-    )
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _event(ref: str, kind: EventKind, suppress: str | None, email: str = "Maria@X.org") -> NewEvent:
