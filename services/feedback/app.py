@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,13 +19,14 @@ from services.common.errors import TransientFailure
 from services.common.health import Probes
 from services.common.kafka import ensure_topics, make_admin
 from services.common.message_refs import MessageRefStore
-from services.common.topics import TOPICS
+from services.common.topics import topics
 from services.feedback.dead_letters import DeadLetterStore
 from services.feedback.handling import Feedback, FeedbackOptions
 from services.feedback.listener import ReportHandler, smtp_factory
 from services.feedback.publishing import OutcomePublisher, outcome_producer
 from services.feedback.recipients import Recipients
 from services.feedback.settings import FeedbackConfig
+from services.feedback.starttls import starttls_context
 from services.feedback.store import FeedbackStore
 from services.feedback.web import build_web_app
 
@@ -76,14 +78,19 @@ class FeedbackService:
     publisher: OutcomePublisher
     maintenance: Maintenance
     clock: Callable[[], datetime] = utcnow
+    starttls: ssl.SSLContext | None = None
 
     @classmethod
     def build(cls, config: FeedbackConfig, probes: Probes) -> FeedbackService:
         settings = config.feedback
+        # first: a certificate that cannot be read stops start-up before anything connects
+        starttls = starttls_context(
+            settings.smtp_tls_cert, settings.smtp_tls_key, settings.smtp_tls_files_optional
+        )
         engine = make_engine(config.database)
         if settings.migrate_on_start:
             upgrade(engine)
-        ensure_topics(make_admin(config.kafka), [TOPICS.outcomes])
+        ensure_topics(make_admin(config.kafka), [topics().outcomes])
         store = FeedbackStore(engine)
         refs = MessageRefStore(engine)
         dead_letters = DeadLetterStore(engine)
@@ -108,7 +115,7 @@ class FeedbackService:
             max(settings.event_retention, settings.soft_bounce_window),
             settings.dead_letter_retention,
         )
-        return cls(config, probes, engine, feedback, publisher, maintenance)
+        return cls(config, probes, engine, feedback, publisher, maintenance, starttls=starttls)
 
     async def serve(self, stop: asyncio.Event) -> None:
         settings = self.config.feedback
@@ -128,7 +135,7 @@ class FeedbackService:
         )
         loop = asyncio.get_running_loop()
         smtp = await loop.create_server(
-            smtp_factory(handler, settings.smtp_hostname, settings.max_message_size),
+            smtp_factory(handler, settings.smtp_hostname, settings.max_message_size, self.starttls),
             settings.smtp_host,
             settings.smtp_port,
         )

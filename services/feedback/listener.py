@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import datetime
 
@@ -90,8 +91,17 @@ class ReportHandler:
         return _REPLIES[result]
 
 
-def smtp_factory(handler: ReportHandler, hostname: str, data_size_limit: int) -> Callable[[], SMTP]:
-    """A protocol factory for `loop.create_server`: one aiosmtpd session per connection."""
+def smtp_factory(
+    handler: ReportHandler,
+    hostname: str,
+    data_size_limit: int,
+    tls_context: ssl.SSLContext | None = None,
+) -> Callable[[], SMTP]:
+    """A protocol factory for `loop.create_server`: one aiosmtpd session per connection.
+
+    With a `tls_context`, EHLO advertises STARTTLS; it is never required, because a public MX
+    must also take reports from MTAs that cannot encrypt (RFC 3207).
+    """
 
     def factory() -> SMTP:
         return SMTP(
@@ -101,6 +111,8 @@ def smtp_factory(handler: ReportHandler, hostname: str, data_size_limit: int) ->
             data_size_limit=data_size_limit,
             enable_SMTPUTF8=True,
             decode_data=False,
+            tls_context=tls_context,
+            require_starttls=False,
             timeout=60,
         )
 

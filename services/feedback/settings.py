@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings
 
 from services.common.settings import (
@@ -17,6 +19,9 @@ from services.common.settings import (
     settings_config,
 )
 from services.common.token_settings import DEVELOPMENT_KEY, TokenSettings, insecure_token_settings
+
+# A file setting left empty is unset: Path("") would name the working directory.
+OptionalFile = Annotated[Path | None, BeforeValidator(lambda value: value or None)]
 
 
 class FeedbackSettings(BaseSettings):
@@ -39,6 +44,22 @@ class FeedbackSettings(BaseSettings):
     )
     smtp_hostname: str = Field(
         "", description="Name the SMTP listener greets with; empty for the machine's FQDN."
+    )
+    smtp_tls_cert: OptionalFile = Field(
+        None,
+        description="PEM certificate chain (the MX host's certificate first) with which the SMTP "
+        "listener offers STARTTLS, never requiring it; set with TRIGGERLINE_FEEDBACK_SMTP_TLS_KEY, "
+        "or neither for plaintext only.",
+    )
+    smtp_tls_key: OptionalFile = Field(
+        None,
+        description="Unencrypted PEM private key of TRIGGERLINE_FEEDBACK_SMTP_TLS_CERT (a mounted "
+        "Kubernetes Secret).",
+    )
+    smtp_tls_files_optional: bool = Field(
+        False,
+        description="When neither certificate file exists (an optional Kubernetes Secret not "
+        "created), start without STARTTLS and warn; otherwise a missing file stops start-up.",
     )
     complaint_mailbox: str = Field(
         "fbl",
@@ -79,6 +100,17 @@ class FeedbackSettings(BaseSettings):
     migrate_on_start: bool = Field(
         True, description="Upgrade the database schema at start-up (SQLite, local runs)."
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> FeedbackSettings:
+        if (self.smtp_tls_cert is None) != (self.smtp_tls_key is None):
+            given, missing = ("CERT", "KEY") if self.smtp_tls_key is None else ("KEY", "CERT")
+            raise ValueError(
+                f"TRIGGERLINE_FEEDBACK_SMTP_TLS_{given} is set but "
+                f"TRIGGERLINE_FEEDBACK_SMTP_TLS_{missing} is not: STARTTLS needs the certificate "
+                "chain and its key; set both, or neither for plaintext only"
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,17 @@ def feedback_database() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
+def feedback_environment() -> dict[str, str]:
+    """Variables a test module adds to the service's (override it there: STARTTLS, say)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def feedback(
-    feedback_database: Engine, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+    feedback_database: Engine,
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    feedback_environment: dict[str, str],
 ) -> Iterator[FeedbackUnderTest]:
     """`triggerline feedback` as a child process, with production-like settings (no
     development flag: real keys, an https URL, a real-looking bounce domain)."""
@@ -170,6 +179,7 @@ def feedback(
         "TRIGGERLINE_FEEDBACK_LEGACY_KEY": legacy,
         "TRIGGERLINE_FEEDBACK_MAINTENANCE_INTERVAL": "1s",
         "TRIGGERLINE_FEEDBACK_MIGRATE_ON_START": "false",
+        **feedback_environment,
     }
     logs: Path = tmp_path_factory.mktemp("feedback") / "feedback.log"
     process = ServiceProcess("feedback", [], env, logs).start()

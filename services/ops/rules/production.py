@@ -4,6 +4,7 @@ The defaults work on loopback with development keys; in a cluster they silently 
 nothing, or at the simulator's identities. These rules take plain values (variable -> text),
 so `triggerline config check --production` and the deploy tests (on the rendered overlay)
 apply the same ones. Messages name the variable and never repeat a secret's value.
+`production_problems` are refused; `production_warnings` are printed and do not fail the check.
 """
 
 from __future__ import annotations
@@ -133,3 +134,19 @@ def production_problems(
         if _INVALID.search(sender)
     ]
     return problems
+
+
+def production_warnings(values: Mapping[str, str]) -> list[str]:
+    """What production may run with but should not: each a one-line reason, never a refusal.
+
+    Judged only when the feedback service's settings are in `values`, as the problems are.
+    """
+    warnings: list[str] = []
+    cert, key = "TRIGGERLINE_FEEDBACK_SMTP_TLS_CERT", "TRIGGERLINE_FEEDBACK_SMTP_TLS_KEY"
+    if cert in values and not (values[cert] and values.get(key)):
+        # Not refused: RFC 3207 lets an MX run without TLS, and senders fall back to plaintext.
+        warnings.append(
+            f"{cert} and {key} are unset: the MX offers no STARTTLS, so bounce and complaint "
+            "reports bring recipients' addresses in plaintext; mount the MX host's certificate"
+        )
+    return warnings

@@ -44,7 +44,13 @@ SECRETS = {
         "triggerline-kafka-mailer",
         CA,
     },
-    "triggerline-feedback": {"triggerline-db", TOKENS, "triggerline-kafka-feedback", CA},
+    "triggerline-feedback": {
+        "triggerline-db",
+        TOKENS,
+        "triggerline-kafka-feedback",
+        CA,
+        "triggerline-feedback-smtp-tls",  # the MX host's certificate, for STARTTLS
+    },
     "triggerline-status": {"triggerline-kafka-ops", CA},
     "triggerline-replay": {"triggerline-kafka-ops", "triggerline-db", CA},
     "triggerline-db-migrate": {"triggerline-db"},
