@@ -43,25 +43,29 @@ class Wiring:
     due: Any  # faust table: profile id -> earliest due time (epoch ms) of its held requests
 
 
-def broker_urls(kafka: KafkaSettings) -> list[str]:
-    return [f"kafka://{server.strip()}" for server in kafka.bootstrap_servers.split(",") if server]
-
-
-def broker_credentials(kafka: KafkaSettings) -> Any:
-    """faust credentials for the configured security protocol (None on PLAINTEXT)."""
-    if kafka.security_protocol == "PLAINTEXT":
-        return None
+def broker_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """faust's `broker` and `broker_credentials`, read off the librdkafka mapping every other
+    client is built from (`KafkaSettings.client_config`), so the two can never disagree."""
+    config = kafka.client_config()
+    servers = str(config["bootstrap.servers"]).split(",")
+    urls = [f"kafka://{server.strip()}" for server in servers if server.strip()]
+    protocol = str(config["security.protocol"])
+    if protocol == "PLAINTEXT":
+        return {"broker": urls, "broker_credentials": None}
     context = None
-    if kafka.security_protocol.endswith("SSL"):
-        context = ssl.create_default_context(cafile=kafka.ssl_ca_location or None)
-    if kafka.security_protocol == "SSL":
-        return faust.SSLCredentials(context)
-    return faust.SASLCredentials(
-        username=kafka.sasl_username,
-        password=kafka.sasl_password.get_secret_value(),
-        mechanism=kafka.sasl_mechanism,
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(
+            cafile=str(config.get("ssl.ca.location") or "") or None
+        )
+    if protocol == "SSL":
+        return {"broker": urls, "broker_credentials": faust.SSLCredentials(context)}
+    credentials = faust.SASLCredentials(
+        username=str(config["sasl.username"]),
+        password=str(config["sasl.password"]),
+        mechanism=str(config["sasl.mechanism"]),
         ssl_context=context,
     )
+    return {"broker": urls, "broker_credentials": credentials}
 
 
 def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Sequence[str]) -> Wiring:
@@ -69,8 +73,7 @@ def make_app(settings: ProcessorSettings, kafka: KafkaSettings, campaigns: Seque
     partitions = topics().processor_by_profile.partitions
     app = ProcessorApp(
         settings.app_id,
-        broker=broker_urls(kafka),
-        broker_credentials=broker_credentials(kafka),
+        **broker_options(kafka),
         store="rocksdb://" if settings.store == "rocksdb" else "memory://",
         datadir=str(settings.data_dir),
         autodiscover=False,
