@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import ssl
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
 from services.mailer.errors import SmtpDeferred
 from services.mailer.smtp import SmtpOptions, SmtpPool
 from services.simulator.smtp_sink import SmtpSink
 from tests.integration.mailer.test_smtp_pool import SENDER, envelope
+from tests.support.certificates import self_signed
 
 LOGIN = "relay-user"
 
@@ -27,35 +23,8 @@ LOGIN = "relay-user"
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A throw-away self-signed certificate for 127.0.0.1, made for this test only."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "triggerline test relay")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "relay.pem", tmp_path / "relay.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
-    return cert_file, key_file
+    files = self_signed(tmp_path / "relay")
+    return files.cert, files.key
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -13,9 +12,8 @@ from services.common.settings import load
 from services.feedback.settings import FeedbackSettings
 from services.ops import configuration
 from services.ops.rules.production import REFERENCED, production_warnings
-from services.resources import DEFAULT_PIPELINE_CONFIG
 from tests.unit.deploy.rendering import OVERLAY_NAMES, environment, pods, render
-from tests.unit.deploy.test_production import cluster_environment, routing
+from tests.unit.deploy.test_production import cluster_environment, production_environment
 
 SECRET = "triggerline-feedback-smtp-tls"
 CERT = "TRIGGERLINE_FEEDBACK_SMTP_TLS_CERT"
@@ -54,29 +52,6 @@ def test_the_production_overlay_draws_no_warning() -> None:
     assert production_warnings(cluster_environment(render("prod"))) == []
 
 
-def _production_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The prod overlay's variables in this process, as test_production does."""
-    objects = render("prod")
-    for variable in list(os.environ):
-        if variable.startswith("TRIGGERLINE_"):
-            monkeypatch.delenv(variable)
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(routing(objects))
-    values: dict[str, str] = {}
-    for pod in pods(objects):
-        for container in pod.spec["containers"]:
-            values |= environment(objects, container, REFERENCED)
-    values |= {
-        "TRIGGERLINE_PIPELINE_CONFIG": str(path),
-        "TRIGGERLINE_PIPELINE_TEMPLATES_DIR": str(DEFAULT_PIPELINE_CONFIG.parent / "templates"),
-        "TRIGGERLINE_DB_URL": "postgresql+psycopg://app:pw@db.example.com/triggerline",
-        "TRIGGERLINE_TOKENS_KEY": "a-real-key-longer-than-the-32-characters-required",
-    }
-    for variable, value in values.items():
-        if value != REFERENCED and variable != "TRIGGERLINE_FETCHER_REPLICA_INDEX":
-            monkeypatch.setenv(variable, value)
-
-
 @pytest.mark.parametrize("service", [None, "feedback"])
 def test_config_check_production_warns_but_accepts_an_mx_without_tls(
     tmp_path: Path,
@@ -84,7 +59,7 @@ def test_config_check_production_warns_but_accepts_an_mx_without_tls(
     capsys: pytest.CaptureFixture[str],
     service: str | None,
 ) -> None:
-    _production_environment(tmp_path, monkeypatch)
+    production_environment(tmp_path, monkeypatch)
     args = ["check", "--production"] + (["--service", service] if service else [])
     assert configuration.main(args) == 0
     assert CERT not in capsys.readouterr().err
@@ -99,7 +74,7 @@ def test_config_check_production_warns_but_accepts_an_mx_without_tls(
 def test_config_check_production_scoped_to_another_service_says_nothing_of_the_mx(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _production_environment(tmp_path, monkeypatch)
+    production_environment(tmp_path, monkeypatch)
     monkeypatch.delenv(CERT)
     monkeypatch.delenv(KEY)
     assert configuration.main(["check", "--production", "--service", "mailer"]) == 0

@@ -143,15 +143,13 @@ def test_kafka_clients_use_their_own_user_over_tls_with_acls_for_their_groups(
         ]
 
 
-def test_config_check_production_accepts_the_production_overlay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def production_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prod overlay's variables in this process, and nothing else of ours: what its pods'
+    `config check --production` would see (secrets stand in for what the cluster references)."""
     objects = render("prod")
     for variable in list(os.environ):
         if variable.startswith("TRIGGERLINE_"):
             monkeypatch.delenv(variable)
-    assert configuration.main(["check", "--production"]) == 1  # the local defaults
-    assert "not for production" in capsys.readouterr().err
     path = tmp_path / "pipeline.yaml"
     path.write_text(routing(objects))
     values: dict[str, str] = {}
@@ -167,6 +165,17 @@ def test_config_check_production_accepts_the_production_overlay(
     for variable, value in values.items():
         if value != REFERENCED and variable != "TRIGGERLINE_FETCHER_REPLICA_INDEX":
             monkeypatch.setenv(variable, value)
+
+
+def test_config_check_production_accepts_the_production_overlay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith("TRIGGERLINE_"):
+            monkeypatch.delenv(variable)
+    assert configuration.main(["check", "--production"]) == 1  # the local defaults
+    assert "not for production" in capsys.readouterr().err
+    production_environment(tmp_path, monkeypatch)
     for service in (None, "mailer", "fetcher", "auth", "processor", "feedback"):
         args = ["check", "--production"] + (["--service", service] if service else [])
         assert configuration.main(args) == 0, capsys.readouterr().err
