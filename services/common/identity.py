@@ -10,6 +10,14 @@ from __future__ import annotations
 import enum
 
 
+class IdentityKind(enum.StrEnum):
+    """The `identities.kind` column."""
+
+    MCID = "mcid"
+    DECLARED = "declared"
+    EMAIL = "email"
+
+
 class IdentityPrecedence(enum.StrEnum):
     """The routing file's `identity.precedence`."""
 

@@ -13,18 +13,12 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from urllib.parse import urlencode, urlsplit
 
+from services.common.addresses import CONTROL, valid_address
 from services.common.errors import InvalidInput
 from services.common.models import EmailRequest
 from services.common.token_settings import is_loopback
 from services.mailer.templates import Rendered
 
-# Deliberately narrower than RFC 5322: the dot-atom forms real mailboxes use, no quoted local
-# parts, no IP literals. Anything else is dead-lettered rather than guessed at.
-_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_ADDRESS = re.compile(rf"^(?P<local>{_LOCAL})@(?P<domain>{_LABEL}(?:\.{_LABEL})+)$")
-# Control characters (CR and LF above all) and the Unicode line and paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _SPACES = re.compile(r"\s{2,}")
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
@@ -39,17 +33,7 @@ class Unsubscribe:
 
 def header_text(value: str, limit: int = 300) -> str:
     """A header value that can never start a new header: controls become spaces, then trimmed."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()[:limit]
-
-
-def valid_address(address: str) -> Address:
-    """The address as a header object, or `InvalidInput` for anything unsafe or malformed."""
-    if _CONTROL.search(address) or len(address) > 254:
-        raise InvalidInput("invalid_address", "address holds control characters or is too long")
-    match = _ADDRESS.match(address.strip())
-    if match is None or len(match["local"]) > 64:
-        raise InvalidInput("invalid_address", f"{address.strip()[:80]!r} is not a mailbox address")
-    return Address(username=match["local"], domain=match["domain"])
+    return _SPACES.sub(" ", CONTROL.sub(" ", value)).strip()[:limit]
 
 
 @lru_cache(maxsize=256)

@@ -18,9 +18,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.common.db.chunks import in_chunks
 from services.common.db.tables import identities, profiles, suppressions
 from services.common.errors import TransientFailure
+from services.common.identity import IdentityKind
 from services.common.suppression import suppression_key
 from services.processor.cache import TtlCache
-from services.processor.rules.identity import IdentityKey, IdentityKind
+from services.processor.rules.identity import IdentityKey
 from services.processor.rules.profile import Profile, ProfileView
 
 __all__ = ["Profile", "ProfileStore"]

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from functools import cache
 from zoneinfo import available_timezones
 
+from services.common.addresses import valid_address
 from services.common.errors import InvalidInput
-from services.common.identity import usable_mc_id
+from services.common.identity import IdentityKind, usable_mc_id
 from services.common.suppression import (
     COMPLAINT,
     HARD_BOUNCE,
@@ -22,9 +23,7 @@ from services.common.suppression import (
     UNSUBSCRIBED,
     suppression_key,
 )
-from services.mailer.message import valid_address
 from services.ops.errors import OperatorError
-from services.processor.rules.identity import IdentityKind
 
 PROFILE_FIELDS = ("profile_id", "email", "first_name", "locale", "timezone", "consent")
 # The defaults a file with the usual column names needs no mapping for.

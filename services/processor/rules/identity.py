@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from services.common.enrichments import Enrichments
-from services.common.identity import IdentityPrecedence, usable_mc_id
-
-
-class IdentityKind(enum.StrEnum):
-    """The `identities.kind` column."""
-
-    MCID = "mcid"
-    DECLARED = "declared"
-    EMAIL = "email"
+from services.common.identity import IdentityKind, IdentityPrecedence, usable_mc_id
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, event, insert
 
 from services.common.db.tables import identities, profiles, suppressions
+from services.common.identity import IdentityKind
 from services.processor.profiles import ProfileStore
-from services.processor.rules.identity import IdentityKey, IdentityKind
+from services.processor.rules.identity import IdentityKey
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,6 +8,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
+from services.common.addresses import valid_address
 from services.common.errors import InvalidInput
 from services.mailer.message import (
     ONE_CLICK,
@@ -15,7 +16,6 @@ from services.mailer.message import (
     build_message,
     header_text,
     message_id,
-    valid_address,
 )
 from services.mailer.templates import Rendered
 from tests.unit.mailer.helpers import NOW, request

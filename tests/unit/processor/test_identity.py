@@ -7,10 +7,9 @@ import json
 import pytest
 
 from services.common.enrichments import parse_enrichments
-from services.common.identity import IdentityPrecedence
+from services.common.identity import IdentityKind, IdentityPrecedence
 from services.processor.rules.identity import (
     IdentityKey,
-    IdentityKind,
     identity_candidates,
     resolve_profile,
 )
