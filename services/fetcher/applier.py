@@ -57,8 +57,8 @@ class Applier:
         status: FetcherStatus,
     ) -> None:
         self.name = name
-        self._topic = topic
-        self._partitions = partitions
+        self.topic = topic
+        self.partitions = partitions
         self._upstream_partitions = upstream_partitions
         self._rules = rules
         self._policy = policy
@@ -86,7 +86,7 @@ class Applier:
                 self._dead_letter_oversized(frame, batch)
                 continue
             for parsed in parse_line(frame, self._rules):
-                action = decide(parsed, batch.cursors, self._partitions, self.pending)
+                action = decide(parsed, batch.cursors, self.partitions, self.pending)
                 if isinstance(action, Ping):
                     pings += 1
                     self._check_marker(action.marker)
@@ -171,7 +171,7 @@ class Applier:
         position = position_hint(frame.head)
         cursor = batch.cursors.get(position[0]) if position else None
         if position is not None and (
-            position[0] not in self._partitions or (cursor and position[1] < cursor.next)
+            position[0] not in self.partitions or (cursor and position[1] < cursor.next)
         ):
             position = None
         detail = f"{frame.size} bytes, over the {len(frame.head)}-byte head kept"
@@ -187,7 +187,7 @@ class Applier:
         missing = uncovered(seen, self._upstream_partitions) if seen else []
         if missing:
             raise UncoveredPartitions(
-                f"upstream topic {self._topic} has partitions {missing} that no worker reads "
+                f"upstream topic {self.topic} has partitions {missing} that no worker reads "
                 f"(TRIGGERLINE_FETCHER_UPSTREAM_PARTITIONS={self._upstream_partitions}); "
                 "set it to upstream's partition count"
             )

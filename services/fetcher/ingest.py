@@ -23,10 +23,8 @@ from services.common.backoff import Backoff
 from services.common.errors import PermanentFailure, TransientFailure, TriggerlineError
 from services.fetcher.applier import Applier
 from services.fetcher.buffer import Closed, LineBuffer
-from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.rules.cursor import Cursor
 from services.fetcher.rules.flush import FlushLimits, flush_due
-from services.fetcher.rules.retry import RetryPolicy
 from services.fetcher.status import FetcherStatus
 from services.fetcher.transaction import IngestTransaction, ProducerBroken, TransactionAborted
 from services.fetcher.upstream import StreamRequest, Unauthorized, UpstreamStream
@@ -58,10 +56,7 @@ class IngestWorker:
     def __init__(
         self,
         *,
-        name: str,
-        topic: str,
-        partitions: list[int],
-        upstream_partitions: int,
+        applier: Applier,
         group: str,
         reset: str,
         cursors: dict[int, Cursor],
@@ -72,17 +67,12 @@ class IngestWorker:
         limits: FlushLimits,
         status: FetcherStatus,
         stop: threading.Event,
-        rules: EnvelopeRules,
-        retry: RetryPolicy,
-        max_retrying: int = 1000,
         max_buffered_bytes: int = 64 * 1024 * 1024,
         sync_interval_ms: int = 0,
         backoff: Backoff | None = None,
     ) -> None:
-        self.name = name
-        self._topic = topic
-        self._partitions = partitions
-        self._upstream_partitions = upstream_partitions
+        self.applier = applier  # the worker's partitions and envelope rules are the applier's
+        self.name = applier.name
         self._group = group
         self._reset = reset
         self._committed = dict(cursors)
@@ -96,26 +86,18 @@ class IngestWorker:
         self._max_buffered_bytes = max_buffered_bytes
         self._sync_interval_ms = sync_interval_ms
         self._backoff = backoff or Backoff()
-        self.applier = Applier(
-            name=name,
-            topic=topic,
-            partitions=partitions,
-            upstream_partitions=upstream_partitions,
-            rules=rules,
-            policy=retry,
-            max_retrying=max_retrying,
-            status=status,
-        )
         self._last_token = ""
-        status.register(name, partitions)
+        status.register(applier.name, applier.partitions)
 
     def _request(self) -> StreamRequest:
         reset = RESET_OFFSETS[self._reset]
         assign = {
             p: self._committed[p].resume_at if p in self._committed else reset
-            for p in self._partitions
+            for p in self.applier.partitions
         }
-        return StreamRequest(self._topic, self._group, assign, self._reset, self._sync_interval_ms)
+        return StreamRequest(
+            self.applier.topic, self._group, assign, self._reset, self._sync_interval_ms
+        )
 
     def _new_producer(self) -> Producer:
         """A producer holding this worker's transactional id; initialising it fences any
@@ -251,7 +233,7 @@ class IngestWorker:
         return IngestTransaction(
             producer,
             name=self.name,
-            topic=self._topic,
+            topic=self.applier.topic,
             group=self._group,
             status=self._status,
             stopping=self._stop.is_set,

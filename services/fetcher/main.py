@@ -23,6 +23,7 @@ from services.common.logsetup import configure_logging
 from services.common.pipeline_config import load_pipeline_config
 from services.common.runtime import freeze_startup_heap
 from services.common.topics import topics
+from services.fetcher.applier import Applier
 from services.fetcher.discovery import resolve_endpoint
 from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.ingest import IngestWorker
@@ -144,11 +145,18 @@ def main(argv: list[str]) -> int:
         )
         for index, partitions in enumerate(worker_partitions(owned, settings.processing_threads)):
             first = partitions[0]
-            worker = IngestWorker(
+            applier = Applier(
                 name=f"{topic}-w{index}",
                 topic=topic,
                 partitions=partitions,
                 upstream_partitions=settings.upstream_partitions,
+                rules=rules,
+                policy=retry,
+                max_retrying=settings.max_retrying,
+                status=status,
+            )
+            worker = IngestWorker(
+                applier=applier,
                 group=group,
                 reset=settings.reset,
                 cursors={p: c for p, c in cursors.items() if p in partitions},
@@ -162,9 +170,6 @@ def main(argv: list[str]) -> int:
                 limits=limits,
                 status=status,
                 stop=stop,
-                rules=rules,
-                retry=retry,
-                max_retrying=settings.max_retrying,
                 max_buffered_bytes=settings.max_buffered_bytes,
                 sync_interval_ms=settings.sync_interval_ms,
             )

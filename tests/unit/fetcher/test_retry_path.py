@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from services.common.topics import topics
+from services.fetcher.applier import Applier
 from services.fetcher.envelopes import EnvelopeRules
 from services.fetcher.ingest import IngestWorker
 from services.fetcher.rules.cursor import Cursor
@@ -70,11 +71,18 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def worker(cursors: dict[int, Cursor]) -> tuple[IngestWorker, FetcherStatus]:
     status = FetcherStatus("c", "host", 1000, 5000, 1, {})
-    made = IngestWorker(
+    applier = Applier(
         name="triggers-w0",
         topic="triggers",
         partitions=[0],
         upstream_partitions=1,
+        rules=EnvelopeRules(),
+        policy=RetryPolicy(period=30, validity=300),
+        max_retrying=1000,
+        status=status,
+    )
+    made = IngestWorker(
+        applier=applier,
         group="c",
         reset="earliest",
         cursors=cursors,
@@ -85,8 +93,6 @@ def worker(cursors: dict[int, Cursor]) -> tuple[IngestWorker, FetcherStatus]:
         limits=FlushLimits(),
         status=status,
         stop=threading.Event(),
-        rules=EnvelopeRules(),
-        retry=RetryPolicy(period=30, validity=300),
     )
     return made, status
 
