@@ -11,13 +11,13 @@ from services.auth import metrics
 from services.auth.keeper import TokenKeeper
 from services.auth.rules.clients import client_allowed
 from services.auth.rules.refresh import Token
+from services.common.authclient import CLIENT_HEADER  # the one name both ends use
 from services.common.errors import PermanentFailure, TransientFailure
 
 log = logging.getLogger(__name__)
 
 KEEPER: web.AppKey[TokenKeeper] = web.AppKey("keeper", TokenKeeper)
 CLIENTS: web.AppKey[dict[str, str]] = web.AppKey("clients", dict)
-CLIENT_HEADER = "X-Triggerline-Client"
 
 
 def _client(request: web.Request) -> str | None:
