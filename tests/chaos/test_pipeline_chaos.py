@@ -20,7 +20,7 @@ from tests.chaos.pipeline_chaos import ChaosPlan, run_chaos, verdict
 
 
 @pytest.mark.pipeline_chaos
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(3600)
 def test_whole_pipeline_under_faults_loses_and_repeats_nothing(
     kafka_bootstrap: str,
     chaos_database_url: str,
