@@ -49,6 +49,38 @@ TAKEOVER = (
     .returning(deliveries.c.idempotency_key, deliveries.c.attempts)
 )
 
+# The holder is about to send these messages' final dot: from now on a crash leaves a row that
+# may have been delivered, which nobody takes over (`ABANDONED`). A key it no longer holds (taken
+# over after the claim timeout) is not returned, and its message is not sent.
+HAND = (
+    update(deliveries)
+    .where(
+        deliveries.c.idempotency_key.in_(_KEYS),
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.claimed_by == bindparam("b_instance"),
+    )
+    .values(status=DeliveryStatus.HANDING.value, updated_at=bindparam("b_now"))
+    .returning(deliveries.c.idempotency_key)
+)
+
+# A holder that went silent while handing messages over may have delivered them: settle them
+# `unknown` (as a connection lost after the data is) instead of letting another instance resend.
+ABANDONED = (
+    update(deliveries)
+    .where(
+        deliveries.c.idempotency_key.in_(_KEYS),
+        deliveries.c.status == DeliveryStatus.HANDING.value,
+        deliveries.c.claimed_at < bindparam("b_stale"),
+    )
+    .values(
+        status=DeliveryStatus.UNKNOWN.value,
+        updated_at=bindparam("b_now"),
+        error="the instance handing the message to the SMTP server went silent; it may have "
+        "been delivered",
+    )
+    .returning(deliveries.c.idempotency_key)
+)
+
 ROWS = select(
     deliveries.c.idempotency_key,
     deliveries.c.status,

@@ -1,15 +1,18 @@
 """Idempotency claims on the `deliveries` table: no SMTP traffic for a key without its claim.
 
-A claim is a row in state `pending` naming the instance that holds it. It ends `sent`,
-`failed`, `ignored` (suppressed), `expired`, or `unknown` (the connection dropped after the
-message data: it may have been delivered, so nothing resends it without an operator).
-A pending row whose holder let go (`claimed_by` NULL, after a transient failure) or went
-silent for longer than the claim timeout (a crash) may be taken over. Every statement is
+A claim is a row in state `pending` naming the instance that holds it; just before a message's
+final dot goes to the SMTP server its row turns `handing`. It ends `sent`, `failed`, `ignored`
+(suppressed), `expired`, or `unknown` (the connection dropped after the message data, or the
+holder went silent while handing it over: it may have been delivered, so nothing resends it
+without an operator). A pending row whose holder let go (`claimed_by` NULL, after a transient
+failure) or went silent for longer than the claim timeout (a crash) may be taken over; a
+`handing` row whose holder went silent is settled `unknown` instead. Every statement is
 portable SQL, so SQLite and PostgreSQL behave alike.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,13 +23,25 @@ from services.common.db.chunks import in_chunks
 from services.common.db.outages import database_outage
 from services.common.db.tables import deliveries
 from services.common.models import EmailRequest
-from services.mailer.claim_statements import ROWS, TAKEOVER, finish_statement, insert_statement
+from services.mailer.claim_statements import (
+    ABANDONED,
+    HAND,
+    ROWS,
+    TAKEOVER,
+    finish_statement,
+    insert_statement,
+)
 from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Claim", "ClaimState", "ClaimStore", "DeliveryStatus", "SentRow"]
 
 # (idempotency key, SMTP Message-ID, when): one accepted message's `sent` row
 SentRow = tuple[str, str, datetime]
+
+# The states of a row some instance holds: another one waits (busy) until it ends or goes stale.
+_HELD = (DeliveryStatus.PENDING, DeliveryStatus.HANDING)
 
 
 def _aware(value: datetime) -> datetime:
@@ -75,6 +90,14 @@ class ClaimStore:
             stale = now - self._timeout
             for chunk in in_chunks(known):
                 params = {"b_keys": chunk, "b_now": now, "b_stale": stale}
+                abandoned = list(conn.execute(ABANDONED, params).scalars())
+                if abandoned:
+                    log.warning(
+                        "%d deliveries settled unknown, never resent: their holder went silent "
+                        "while handing them to the SMTP server (%s)",
+                        len(abandoned),
+                        ", ".join(abandoned[:5]),
+                    )
                 takeover = conn.execute(TAKEOVER, {**params, "b_instance": self._instance})
                 taken.update((row.idempotency_key, row.attempts) for row in takeover)
                 for row in conn.execute(ROWS, {"b_keys": chunk}):
@@ -84,7 +107,7 @@ class ClaimStore:
             status = DeliveryStatus(row.status)
             if key in taken:
                 claims[key] = Claim(ClaimState.CLAIMED, status, taken[key])
-            elif status is DeliveryStatus.PENDING:
+            elif status in _HELD:
                 held_until = _aware(row.claimed_at) + self._timeout
                 claims[key] = Claim(ClaimState.BUSY, status, row.attempts, held_until=held_until)
             else:
@@ -129,6 +152,18 @@ class ClaimStore:
             return Claim(ClaimState.SETTLED, status, row.attempts)
         return Claim(ClaimState.SETTLED, existing, row.attempts, row.smtp_message_id)
 
+    def hand_many(self, keys: Sequence[str], now: datetime) -> set[str]:
+        """These claimed messages are about to go out: a crash from now on may have sent them.
+
+        Returns the keys this instance still held; the others' messages must not be sent.
+        """
+        held: set[str] = set()
+        with database_outage("claim"), self._engine.begin() as conn:
+            for chunk in in_chunks(keys):
+                params = {"b_keys": chunk, "b_now": now, "b_instance": self._instance}
+                held.update(conn.execute(HAND, params).scalars())
+        return held
+
     def mark_sent(self, key: str, smtp_message_id: str, now: datetime) -> None:
         """The server accepted the message: final, whoever holds the row now."""
         self.mark_sent_many([(key, smtp_message_id, now)])
@@ -156,10 +191,15 @@ class ClaimStore:
             update(deliveries)
             .where(
                 deliveries.c.idempotency_key == key,
-                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.status.in_([status.value for status in _HELD]),
                 deliveries.c.claimed_by == self._instance,
             )
-            .values(claimed_by=None, updated_at=now, error=error[:2000])
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                claimed_by=None,
+                updated_at=now,
+                error=error[:2000],
+            )
         )
 
     def mark_unknown(self, key: str, error: str, now: datetime) -> None:

@@ -5,22 +5,25 @@ The poll's `message_refs` rows are saved in one statement before any of its emai
 every unsubscribe link and return path out there names a row; if that write fails, the whole
 poll is held and nothing is sent.
 
-`sent` rows are saved in groups as replies come in, each at most `MARK_DELAY_S` after its
-reply (or once `MARK_BATCH` wait): a crash leaves pending only the claims of messages the server
-took in the last moments, which is what the claim timeout has to resolve. A request's report is
-final only once its `sent` row is saved; if saving fails, the email went out but the row says
-pending, and the report says so instead (a hold, or a failure).
+Before a message's final dot leaves, its row turns `handing` (`ClaimStore.hand_many`, one
+statement for every message the server awaits in one round of replies); if that write fails,
+those messages are not sent. `sent` rows are saved in groups as replies come in, each at most
+`MARK_DELAY_S` after its reply (or once `MARK_BATCH` wait). A crash therefore leaves `handing`
+exactly the messages that may have reached the server, which the next holder settles `unknown`
+rather than sending twice, and `pending` only messages that certainly did not. A request's
+report is final only once its `sent` row is saved; if saving fails, the email went out but the
+row says handing, and the report says so instead (a hold, or a failure).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from services.common.errors import InvalidInput
+from services.common.errors import InvalidInput, TransientFailure
 from services.common.message_refs import MessageRef
 from services.mailer import metrics
 from services.mailer.claims import SentRow
@@ -48,7 +51,10 @@ class MessagePool(Protocol):
     """Hands messages to SMTP servers (`SmtpPool`)."""
 
     def send_many(
-        self, envelopes: Sequence[Envelope], idle: float | None = None
+        self,
+        envelopes: Sequence[Envelope],
+        idle: float | None = None,
+        before_data: Callable[[list[int]], Collection[int]] | None = None,
     ) -> Iterator[Handed | None]: ...
 
 
@@ -88,7 +94,11 @@ class Handing:
                 return
         marks: list[tuple[Slot, SentRow]] = []
         oldest = 0.0
-        for handed in self._pool.send_many(envelopes, idle=MARK_DELAY_S):
+        keys = [slot.request.idempotency_key for slot in ready]
+        sending = self._pool.send_many(
+            envelopes, idle=MARK_DELAY_S, before_data=lambda indexes: self._hand(keys, indexes)
+        )
+        for handed in sending:
             if handed is not None:
                 self._ended(ready[handed.index], handed, marks)
                 if len(marks) == 1:
@@ -98,6 +108,23 @@ class Handing:
                 self._save(marks)
         if marks:
             self._save(marks)
+
+    def _hand(self, keys: Sequence[str], indexes: Sequence[int]) -> set[int]:
+        """Record the messages at `indexes` as being handed over; those that may go out."""
+        try:
+            held = self._rows.claims.hand_many([keys[index] for index in indexes], self._clock())
+        except TransientFailure as exc:
+            log.warning("%d messages not sent: cannot record their handover: %s", len(indexes), exc)
+            return set()
+        except Exception:  # a bug: nothing goes out that its row does not account for
+            log.exception("%d messages not sent: recording their handover failed", len(indexes))
+            return set()
+        if len(held) < len(indexes):
+            log.warning(
+                "%d claims were taken over before their messages left: not sent",
+                len(indexes) - len(held),
+            )
+        return {index for index in indexes if keys[index] in held}
 
     def _envelope(self, slot: Slot, now: datetime) -> Envelope | None:
         """The composed message's envelope; None for a request that cannot become a message,

@@ -63,7 +63,8 @@ deliveries = Table(
     Column("campaign", String(100), nullable=False),
     Column("profile_id", String(64), nullable=False),
     Column("email", String(320), nullable=False),
-    Column("status", String(16), nullable=False),  # pending | sent | failed | ignored | expired
+    # pending | handing | sent | failed | ignored | expired | unknown (services/mailer/claims.py)
+    Column("status", String(16), nullable=False),
     Column("claimed_by", String(200)),
     Column("claimed_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

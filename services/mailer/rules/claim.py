@@ -11,6 +11,7 @@ class DeliveryStatus(enum.StrEnum):
     """Row states, in the spirit of Adobe Message Center."""
 
     PENDING = "pending"
+    HANDING = "handing"  # its message is going to the SMTP server: it may have arrived
     SENT = "sent"
     FAILED = "failed"
     IGNORED = "ignored"

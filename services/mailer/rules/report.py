@@ -63,6 +63,7 @@ _REPEATED = {
     DeliveryStatus.EXPIRED: OutcomeStatus.EXPIRED,
     DeliveryStatus.IGNORED: OutcomeStatus.SUPPRESSED,
     DeliveryStatus.UNKNOWN: OutcomeStatus.UNKNOWN,
+    DeliveryStatus.HANDING: OutcomeStatus.UNKNOWN,  # another instance is handing it over
 }
 
 

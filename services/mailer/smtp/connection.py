@@ -42,6 +42,12 @@ class Connection:
         """Open, with no transaction and nothing left to send or hear."""
         return not (self.closed or self.job or self.conversation.expect or self.outbox)
 
+    @property
+    def held(self) -> bool:
+        """Its transaction waits for the go-ahead to send the message (`Conversation.release`)."""
+        expect = self.conversation.expect
+        return self.job is not None and not self.closed and bool(expect) and expect[0] == "held"
+
     def write(self, data: bytes) -> None:
         self.outbox += data
         self.flush()

@@ -7,6 +7,11 @@ announces PIPELINING (RFC 2920) gets MAIL, RCPT and DATA in one write and answer
 order, which halves the round trips of every message; the replies are still judged one stage
 at a time. After a refusal the connection is reset (RSET) for the next message.
 
+A transaction begun with `hold=True` stops at the server's 354 (`Turn.held`) and sends its
+message only on `release()`: the pool's caller first records that the message is being handed
+over, so a crash between the server's acceptance and the `sent` row leaves a row that says the
+message may have arrived, never one that lets another instance send it again.
+
 Nothing here touches a socket (the style of h11): `begin`, `on_reply` and `on_lost` move the
 state and return a `Turn` saying what to write, whether the transaction ended and how, and
 whether to close the connection. The state is mutated in place rather than copied: the pool
@@ -22,8 +27,9 @@ from services.mailer.errors import DeliveryUnknown, SmtpDeferred, SmtpRejected, 
 from services.mailer.smtp.envelope import Envelope
 from services.mailer.smtp.replies import ConnectionLost, SendError, connection_lost, reply_error
 
-# What a connection waits for: the reply to one command, or to the message (after the dot).
-Expect = Literal["mail", "rcpt", "data", "message", "rset"]
+# What a connection waits for: the reply to one command, or to the message (after the dot);
+# "held": the caller's go-ahead to send the message after the server's 354.
+Expect = Literal["mail", "rcpt", "data", "held", "message", "rset"]
 
 _ACCEPTED: dict[Expect, tuple[int, ...]] = {"mail": (250,), "rcpt": (250, 251), "data": (354,)}
 # The stage a failure is reported at: a lost RSET fails the next message before its MAIL.
@@ -31,6 +37,7 @@ _STAGE: dict[Expect, Stage] = {
     "mail": "mail",
     "rcpt": "rcpt",
     "data": "data",
+    "held": "data",
     "message": "data",
     "rset": "mail",
 }
@@ -51,6 +58,7 @@ class Turn(NamedTuple):
     ended: Ending | None = None
     close: bool = False
     again: bool = False  # start the transaction over on a fresh connection: nothing was sent
+    held: bool = False  # the server awaits the message: send it after `release()`
 
 
 NOTHING = Turn()  # a reply that only moves the state (most of a pipelined group's)
@@ -66,10 +74,11 @@ class Conversation:
         self.refusal: SmtpDeferred | SmtpRejected | None = None  # first of a pipelined group
         self.reused = reused  # it has carried a transaction before this one
         self.retried = False  # this transaction already left a pooled connection found closed
+        self.hold = False  # stop at 354 until `release()`
 
-    def begin(self, envelope: Envelope, retried: bool = False) -> Turn:
+    def begin(self, envelope: Envelope, retried: bool = False, hold: bool = False) -> Turn:
         """Start a transaction on an idle connection."""
-        self.envelope, self.refusal, self.retried = envelope, None, retried
+        self.envelope, self.refusal, self.retried, self.hold = envelope, None, retried, hold
         if self.pipelining:
             self.expect.extend(("mail", "rcpt", "data"))
             text = f"MAIL FROM:{envelope.sender}\r\nRCPT TO:{envelope.recipient}\r\nDATA\r\n"
@@ -80,7 +89,7 @@ class Conversation:
 
     def on_reply(self, code: int, text: bytes) -> Turn:
         """The next reply; `ConnectionLost` for one the conversation cannot go on after."""
-        if not self.expect:
+        if not self.expect or self.expect[0] == "held":
             raise ConnectionLost(f"unexpected reply {code}")
         stage = self.expect.popleft()
         if stage == "rset":
@@ -110,8 +119,17 @@ class Conversation:
         if stage == "rcpt":
             self.expect.append("data")
             return Turn(b"DATA\r\n")
+        if self.hold:
+            self.expect.append("held")
+            return Turn(held=True)
         self.expect.append("message")
         return Turn(envelope.payload)
+
+    def release(self) -> Turn:
+        """The go-ahead for a held transaction: its message, final dot included."""
+        assert self.envelope is not None and list(self.expect) == ["held"], "nothing is held"
+        self.expect[0] = "message"
+        return Turn(self.envelope.payload)
 
     def on_lost(self, why: str, unsent: bool) -> Turn:
         """The connection is gone; its transaction ends by the stage it had reached.

@@ -6,6 +6,11 @@ server always has `size` transactions to work on and this process never switches
 hear a reply (with a sending thread per connection, handing the interpreter lock back and
 forth cost more CPU than the messages themselves). What each reply means is the
 `conversation`'s to say; this module moves the bytes.
+
+With `before_data`, every transaction stops at the server's 354; after each round of replies
+the pool asks `before_data` once for all the messages then waiting (the mailer records them as
+being handed over) and sends those it allows; the others' connections are dropped before the
+message, which sends nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import selectors
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from services.mailer.errors import SmtpDeferred
@@ -60,13 +65,17 @@ class SmtpPool:
         return handed.reply or ""
 
     def send_many(
-        self, envelopes: Sequence[Envelope], idle: float | None = None
+        self,
+        envelopes: Sequence[Envelope],
+        idle: float | None = None,
+        before_data: Callable[[list[int]], Collection[int]] | None = None,
     ) -> Iterator[Handed | None]:
         """Hand every envelope over, yielding each transaction's end as it comes, in any order.
 
         Yields `None` when `idle` seconds pass with no transaction ending, so the caller can
         save what it has meanwhile. If no connection can be opened, every message left waiting
-        gets that connect error.
+        gets that connect error. `before_data(indexes)` is asked before the messages at those
+        indexes of `envelopes` go out, and answers those that may; the others end unsent.
         """
         waiting = deque(Job(index, envelope) for index, envelope in enumerate(envelopes))
         busy: list[Connection] = []
@@ -85,9 +94,12 @@ class SmtpPool:
                         break  # every connection is busy: the next reply frees one
                     else:
                         busy.append(conn)
-                        self._begin(conn, waiting.popleft(), ended, waiting)
+                        hold = before_data is not None
+                        self._begin(conn, waiting.popleft(), ended, waiting, hold)
                 if busy:
                     self._wait(selector, busy, ended, waiting, idle, last_end)
+                    if before_data is not None:
+                        self._release_held(busy, before_data, ended, waiting)
                     self._put_back(selector, busy)
                 yield from ended
                 if ended:
@@ -135,6 +147,27 @@ class SmtpPool:
             if waits and not conn.closed and conn.deadline <= now:
                 self._lose(conn, "timed out", ended, waiting)
 
+    def _release_held(
+        self,
+        busy: list[Connection],
+        before_data: Callable[[list[int]], Collection[int]],
+        ended: list[Handed],
+        waiting: deque[Job],
+    ) -> None:
+        """Send the messages the server awaits that `before_data` allows; drop the others."""
+        held = [(conn, conn.job.index) for conn in busy if conn.held and conn.job is not None]
+        if not held:
+            return
+        allowed = before_data([index for _, index in held])
+        for conn, index in held:
+            if index not in allowed:  # the final dot never leaves: the server keeps nothing
+                self._lose(conn, "the handover could not be recorded", ended, waiting)
+                continue
+            try:
+                self._apply(conn, conn.conversation.release(), ended, waiting)
+            except OSError as exc:
+                self._lose(conn, str(exc), ended, waiting)
+
     def _put_back(self, selector: selectors.BaseSelector, busy: list[Connection]) -> None:
         """Connections done with their transaction leave `busy`: back to idle, or closed."""
         for conn in list(busy):
@@ -169,10 +202,12 @@ class SmtpPool:
         self.connections_opened += 1
         return conn, None
 
-    def _begin(self, conn: Connection, job: Job, ended: list[Handed], waiting: deque[Job]) -> None:
+    def _begin(
+        self, conn: Connection, job: Job, ended: list[Handed], waiting: deque[Job], hold: bool
+    ) -> None:
         job.started = job.started or time.monotonic()
         conn.job = job
-        turn = conn.conversation.begin(job.envelope, retried=job.fresh_only)
+        turn = conn.conversation.begin(job.envelope, retried=job.fresh_only, hold=hold)
         try:
             self._apply(conn, turn, ended, waiting)
         except OSError as exc:
@@ -206,7 +241,7 @@ class SmtpPool:
         self, conn: Connection, turn: Turn, ended: list[Handed], waiting: deque[Job]
     ) -> None:
         """Do what the conversation says: end or requeue the job, close, or write."""
-        send, ending, close, again = turn
+        send, ending, close, again, _ = turn  # a held turn waits for `_release_held`
         job = conn.job
         if job is not None and (ending is not None or again):
             conn.job = None

@@ -54,6 +54,36 @@ def test_a_released_claim_can_be_claimed_again_at_once(engine: Engine) -> None:
     assert again.state is ClaimState.CLAIMED and again.attempts == 2
 
 
+def test_a_holder_silent_while_handing_over_leaves_unknown_never_a_second_send(
+    engine: Engine,
+) -> None:
+    """A crash between the final dot and the `sent` row: the message may have arrived, so the
+    next instance settles the key `unknown` instead of taking it over to send it again."""
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    a.claim(request(), NOW)
+    assert a.hand_many(["key-1"], NOW) == {"key-1"}
+    assert b.claim(request(), NOW + timedelta(seconds=10)).state is ClaimState.BUSY
+    later = b.claim(request(), NOW + TIMEOUT + timedelta(seconds=1))
+    assert (later.state, later.status) == (ClaimState.SETTLED, DeliveryStatus.UNKNOWN)
+    with engine.connect() as conn:
+        row = conn.execute(select(deliveries.c.status, deliveries.c.claimed_by)).one()
+    assert (row.status, row.claimed_by) == ("unknown", "a")
+
+
+def test_only_the_holder_hands_over_and_a_release_makes_the_key_claimable(engine: Engine) -> None:
+    a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
+    a.claim_many([request(), request(idempotency_key="key-2")], NOW)
+    assert b.hand_many(["key-1", "key-2"], NOW) == set()  # taken over meanwhile: not sent
+    assert a.hand_many(["key-1", "key-2"], NOW) == {"key-1", "key-2"}
+    a.release("key-1", "451 after the data: nothing was taken", NOW)
+    again = b.claim(request(), NOW + timedelta(seconds=1))
+    assert again.state is ClaimState.CLAIMED and again.attempts == 2
+    with engine.connect() as conn:
+        rows = conn.execute(select(deliveries.c.idempotency_key, deliveries.c.status))
+        statuses = {row.idempotency_key: row.status for row in rows}
+    assert statuses == {"key-1": "pending", "key-2": "handing"}
+
+
 def test_release_by_a_non_holder_does_nothing(engine: Engine) -> None:
     a, b = ClaimStore(engine, "a", TIMEOUT), ClaimStore(engine, "b", TIMEOUT)
     a.claim(request(), NOW)

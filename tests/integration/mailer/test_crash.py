@@ -102,3 +102,49 @@ def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario)
     # the crash really hit a batch in flight: sent requests came back and were not resent
     assert any(o.detail.get("redelivered") == "true" for o in outcomes)
     assert second.returncode == 0, log_file.read_text()[-3000:]
+
+
+def test_kill_9_while_the_server_holds_a_message_settles_it_unknown_never_twice(
+    scenario: Scenario,
+) -> None:
+    """The server has one message's data and holds its reply when the mailer dies: the message
+    may have been delivered, so the next instance settles it `unknown` and never sends it again;
+    the others, already saved as sent, are reported sent."""
+    requests = [scenario.request(n) for n in range(6)]
+    keys = {r.idempotency_key for r in requests}
+    held = requests[3]
+    # the sink stores the message, then keeps the connection open without a reply
+    scenario.sink.set_fault(held.email, Fault("drop", delay=120, times=1))
+    scenario.produce(requests)
+    log_file = scenario.tmp_path / "mailer.log"
+
+    first = start_mailer_process(scenario, log_file)
+    try:
+        arrived = scenario.sink.wait_for(len(requests), timeout=60)
+        assert len(arrived) == len(requests), log_file.read_text()[-3000:]
+        time.sleep(0.5)  # a sleep: the kill's moment, while the held reply is still awaited
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    scenario.sink.clear_faults()
+
+    second = start_mailer_process(scenario, log_file)
+    try:
+        records = scenario.outcomes.read(outcome_for(keys), len(keys), deadline=90, settle=2)
+        statuses: dict[str | None, set[OutcomeStatus]] = {}
+        for outcome in map(decode_outcome, records):
+            statuses.setdefault(outcome.idempotency_key, set()).add(outcome.status)
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait(10)
+
+    assert set(statuses) == keys, log_file.read_text()[-3000:]
+    assert statuses.pop(held.idempotency_key) == {OutcomeStatus.UNKNOWN}
+    assert all(seen == {OutcomeStatus.SENT} for seen in statuses.values()), statuses
+    # one message per recipient reached the server, the held one included, none twice
+    assert Counter(r for m in scenario.sink.messages for r in m.rcpt_tos) == Counter(
+        r.email for r in requests
+    )

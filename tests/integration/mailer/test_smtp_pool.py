@@ -188,3 +188,33 @@ def test_a_batch_in_flight_at_once_ends_each_message_by_its_own_fault(sink: Smtp
     received = sorted(r for m in sink.messages if not m.dropped for r in m.rcpt_tos)
     assert received == sorted(set(recipients) - set(errors))
     assert pool.connections_opened <= 4  # three, and one to replace the dropped connection
+
+
+def test_messages_wait_at_354_for_before_data_and_only_those_it_allows_go_out(
+    sink: SmtpSink,
+) -> None:
+    """`before_data` sees every message before its data leaves; one it refuses ends as never
+    sent (a connection-level deferral) and the server keeps nothing of it."""
+    recipients = [f"r{n}@example.com" for n in range(6)]
+    asked: list[list[int]] = []
+    received_when_asked: list[int] = []
+
+    def before_data(indexes: list[int]) -> set[int]:
+        asked.append(sorted(indexes))
+        received_when_asked.append(len(sink.messages))
+        return {index for index in indexes if index != 2}
+
+    pool = make_pool(sink.port, size=3)
+    try:
+        envelopes = [envelope(to, f"k{n}") for n, to in enumerate(recipients)]
+        ended = [h for h in pool.send_many(envelopes, before_data=before_data) if h is not None]
+    finally:
+        pool.close()
+    assert sorted(index for group in asked for index in group) == list(range(6))
+    assert received_when_asked[0] == 0  # the first group was asked before any message left
+    refused = {h.index: h.error for h in ended if h.error is not None}
+    assert list(refused) == [2]
+    error = refused[2]
+    assert isinstance(error, SmtpDeferred) and error.connection_level and error.stage == "data"
+    received = sorted(r for m in sink.messages for r in m.rcpt_tos)
+    assert received == sorted(set(recipients) - {recipients[2]})

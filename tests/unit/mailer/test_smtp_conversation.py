@@ -250,3 +250,35 @@ def test_what_is_no_reply(data: bytes, why: str) -> None:
     parser.add(data)
     with pytest.raises(ConnectionLost, match=why):
         parser.replies()
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+def test_a_held_transaction_stops_at_354_and_sends_the_message_on_release(
+    pipelining: bool,
+) -> None:
+    conversation = Conversation(pipelining)
+    done = said(conversation.begin(ENVELOPE, hold=True))
+    replies = [OK, OK, GO]
+    turns = [conversation.on_reply(code, text.encode()) for code, text in replies]
+    done += [word for turn in turns for word in said(turn)]
+    assert turns[-1].held and "send the message" not in done
+    assert said(conversation.release()) == ["send the message"]
+    queued = conversation.on_reply(QUEUED[0], QUEUED[1].encode())
+    assert said(queued) == ["sent: 2.0.0 Ok: queued as ABC"]
+
+
+def test_a_held_transaction_lost_or_interrupted_sent_nothing() -> None:
+    held = Conversation(True)
+    held.begin(ENVELOPE, hold=True)
+    for code, text in (OK, OK, GO):
+        held.on_reply(code, text.encode())
+    with pytest.raises(ConnectionLost):  # a server speaking out of turn: no message follows
+        held.on_reply(421, b"4.4.2 timeout")
+    assert said(held.on_lost("closed", unsent=False)) == ["SmtpDeferred None at data", "close"]
+
+
+def test_release_without_a_held_transaction_is_a_bug() -> None:
+    conversation = Conversation(True)
+    conversation.begin(ENVELOPE)
+    with pytest.raises(AssertionError):
+        conversation.release()
