@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,35 @@ def start_mailer_process(scenario: Scenario, log_file: Path) -> subprocess.Popen
         )
 
 
+def kill_after(scenario: Scenario, log_file: Path, arrivals: int) -> None:
+    """Start a mailer, let `arrivals` messages reach the sink, then kill -9 it mid-batch (a
+    fault still holding one message) and lift the sink's faults for the next instance."""
+    first = start_mailer_process(scenario, log_file)
+    try:
+        arrived = scenario.sink.wait_for(arrivals, timeout=60)
+        assert len(arrived) == arrivals, log_file.read_text()[-3000:]
+        time.sleep(0.5)  # a sleep: the kill's moment, while the fault still holds one message
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert first.returncode == -signal.SIGKILL
+    scenario.sink.clear_faults()
+
+
+@contextmanager
+def restarted(scenario: Scenario, log_file: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A second mailer for the rest of the block, then stopped with SIGTERM (killed if stuck)."""
+    second = start_mailer_process(scenario, log_file)
+    try:
+        yield second
+        second.send_signal(signal.SIGTERM)
+        second.wait(30)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait(10)
+
+
 def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario) -> None:
     requests = [scenario.request(n) for n in range(30)]
     keys = {r.idempotency_key for r in requests}
@@ -60,19 +91,9 @@ def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario)
     scenario.produce(requests)
     log_file = scenario.tmp_path / "mailer.log"
 
-    first = start_mailer_process(scenario, log_file)
-    try:
-        arrived = scenario.sink.wait_for(len(requests) - 1, timeout=60)
-        assert len(arrived) == len(requests) - 1, log_file.read_text()[-3000:]
-        time.sleep(0.5)  # a sleep: the kill's moment, mid-batch while one RCPT still stalls
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    assert first.returncode == -signal.SIGKILL
-    scenario.sink.clear_faults()
+    kill_after(scenario, log_file, len(requests) - 1)  # one RCPT still stalls
 
-    second = start_mailer_process(scenario, log_file)
-    try:
+    with restarted(scenario, log_file) as second:
         outcomes = [
             decode_outcome(m)
             for m in scenario.outcomes.read(outcome_for(keys), len(keys), deadline=90)
@@ -84,12 +105,6 @@ def test_kill_9_mid_batch_then_restart_sends_each_email_once(scenario: Scenario)
             outcomes = [decode_outcome(m) for m in more]
             sent_keys = {o.idempotency_key for o in outcomes if o.status is OutcomeStatus.SENT}
         time.sleep(2)  # a sleep: room for a duplicate email to show up
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait(10)
 
     assert sent_keys == keys, log_file.read_text()[-3000:]
     assert {o.status for o in outcomes} == {OutcomeStatus.SENT}
@@ -118,28 +133,13 @@ def test_kill_9_while_the_server_holds_a_message_settles_it_unknown_never_twice(
     scenario.produce(requests)
     log_file = scenario.tmp_path / "mailer.log"
 
-    first = start_mailer_process(scenario, log_file)
-    try:
-        arrived = scenario.sink.wait_for(len(requests), timeout=60)
-        assert len(arrived) == len(requests), log_file.read_text()[-3000:]
-        time.sleep(0.5)  # a sleep: the kill's moment, while the held reply is still awaited
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    scenario.sink.clear_faults()
+    kill_after(scenario, log_file, len(requests))  # the held reply is still awaited
 
-    second = start_mailer_process(scenario, log_file)
-    try:
+    with restarted(scenario, log_file):
         records = scenario.outcomes.read(outcome_for(keys), len(keys), deadline=90, settle=2)
-        statuses: dict[str | None, set[OutcomeStatus]] = {}
-        for outcome in map(decode_outcome, records):
-            statuses.setdefault(outcome.idempotency_key, set()).add(outcome.status)
-        second.send_signal(signal.SIGTERM)
-        second.wait(30)
-    finally:
-        if second.poll() is None:
-            second.kill()
-            second.wait(10)
+    statuses: dict[str | None, set[OutcomeStatus]] = {}
+    for outcome in map(decode_outcome, records):
+        statuses.setdefault(outcome.idempotency_key, set()).add(outcome.status)
 
     assert set(statuses) == keys, log_file.read_text()[-3000:]
     assert statuses.pop(held.idempotency_key) == {OutcomeStatus.UNKNOWN}
