@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select
 
 from services.common.db.tables import feedback_events, suppressions
 from services.common.message_refs import MessageRef, MessageRefStore, message_ref
-from services.common.models import Outcome
+from services.common.models import Outcome, OutcomeStatus
 from services.common.serde import outcome_serde
 from services.common.unsubscribe_token import (
     KeyRing,
@@ -98,6 +98,15 @@ class FeedbackUnderTest:
                 select(suppressions).where(suppressions.c.email == email.lower())
             ).first()
         return None if row is None else dict(row._mapping)
+
+    def assert_hard_bounced(self, email: str, sent: Sent) -> None:
+        """A 5.1.1 DSN for `sent` suppressed `email` and published one `bounced:hard` outcome."""
+        row = self.suppression(email)
+        assert row is not None and row["reason"] == "hard_bounce"
+        ((_, outcome),) = self.outcomes_for(sent.ref.profile_id, 1)
+        assert outcome.status is OutcomeStatus.BOUNCED and outcome.label == "bounced:hard"
+        assert outcome.detail["status"] == "5.1.1"
+        assert outcome.message_id == sent.ref.message_id
 
     def events(self, ref: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

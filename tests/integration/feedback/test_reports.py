@@ -32,12 +32,7 @@ def test_a_hard_bounce_suppresses_the_address_the_email_went_to(
         feedback, sent.return_path, dsn(to=sent.return_path, status="5.1.1", final_recipient=email)
     )
 
-    row = feedback.suppression(email)
-    assert row is not None and row["reason"] == "hard_bounce"
-    ((_, outcome),) = feedback.outcomes_for(sent.ref.profile_id, 1)
-    assert outcome.status is OutcomeStatus.BOUNCED and outcome.label == "bounced:hard"
-    assert outcome.detail["status"] == "5.1.1"
-    assert outcome.message_id == sent.ref.message_id
+    feedback.assert_hard_bounced(email, sent)
 
 
 def test_a_complaint_to_the_feedback_loop_mailbox_suppresses_and_widens(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from services.common.models import OutcomeStatus
 from services.common.settings import REPO_ROOT
 from services.feedback.starttls import CERT_SETTING, KEY_SETTING
 from tests.conftest import free_port
@@ -61,12 +60,7 @@ def test_starttls_is_offered_and_a_dsn_over_it_suppresses_the_address(
             dsn(to=sent.return_path, status="5.1.1", final_recipient=email),
         )
 
-    row = feedback.suppression(email)
-    assert row is not None and row["reason"] == "hard_bounce"
-    ((_, outcome),) = feedback.outcomes_for(sent.ref.profile_id, 1)
-    assert outcome.status is OutcomeStatus.BOUNCED and outcome.label == "bounced:hard"
-    assert outcome.detail["status"] == "5.1.1"
-    assert outcome.message_id == sent.ref.message_id
+    feedback.assert_hard_bounced(email, sent)
 
 
 def test_the_listener_presents_the_configured_certificate(feedback: FeedbackUnderTest) -> None:
