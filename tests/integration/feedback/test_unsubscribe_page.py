@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -32,6 +33,15 @@ def _binary(*names: str) -> str:
     pytest.fail(
         f"none of {names} is installed; run `apt-get install -y chromium chromium-driver`",
         pytrace=False,
+    )
+
+
+def wait_for_heading(browser: webdriver.Chrome, text: str) -> None:
+    """Until the page's h1 reads `text`: a navigation (a form's POST, a link) replaces the
+    document under the driver, which may report the old heading as stale or as a node of no
+    document while it does; the wait polls through both and fails only on its timeout."""
+    WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), text)
     )
 
 
@@ -83,11 +93,7 @@ def test_the_page_unsubscribes_with_one_click_in_a_real_browser(
     assert button.text == "Unsubscribe"
     button.click()
 
-    WebDriverWait(browser, 15).until(
-        expected_conditions.text_to_be_present_in_element(
-            (By.TAG_NAME, "h1"), "You are unsubscribed"
-        )
-    )
+    wait_for_heading(browser, "You are unsubscribed")
     assert browser.current_url == feedback.unsubscribe_url(sent.unsubscribe_token)  # no redirect
     row = feedback.suppression(email)
     assert row is not None and row["reason"] == "unsubscribed"
@@ -101,5 +107,6 @@ def test_the_page_speaks_the_browsers_language_and_switches_on_request(
     browser.get(feedback.unsubscribe_url(sent.unsubscribe_token) + "&lang=fr")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Se désabonner des e-mails marketing ?"
     browser.find_element(By.LINK_TEXT, "Deutsch").click()
+    wait_for_heading(browser, "Marketing-E-Mails abbestellen?")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Marketing-E-Mails abbestellen?"
     assert browser.find_element(By.TAG_NAME, "button").text == "Abbestellen"
