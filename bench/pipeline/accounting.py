@@ -28,6 +28,7 @@ class Reconciliation:
     without_outcome: int  # triggers with no record on `outcomes`
     conflicting_outcomes: int  # triggers with two different outcome statuses
     repeated_outcome_records: int  # the same outcome recorded again (redelivery; harmless)
+    resent_after_unknown: int  # `unknown`, then `sent` once an operator resent it (runbook)
     outcomes: dict[str, int]  # outcome label -> triggers
     lost_examples: list[int] = field(default_factory=list)
     lost_reached: dict[str, str] = field(default_factory=dict)  # trigger -> last stage reached
@@ -108,13 +109,18 @@ def reconcile(
     by_number = numbered(journeys, first, end)
     mine = list(by_number.values())
     labels: Counter[str] = Counter()
-    conflicting = repeated = 0
+    conflicting = repeated = resent = 0
     for journey in mine:
         distinct = list(journey.outcomes)
         repeated += sum(journey.outcomes.values()) - len(distinct)
         # One outcome is one status: a redelivered request may be recorded again with another
-        # reason (`unknown:already_unknown` after `unknown:smtp_unknown`), never another status.
-        if len({label.split(":", 1)[0] for label in distinct}) > 1:
+        # reason (`unknown:already_unknown` after `unknown:smtp_unknown`), never another status;
+        # the one exception is an `unknown` the operator resent (`replay redrive
+        # --resend-unknown`), which ends `sent` (the sink counts any second copy).
+        statuses = {label.split(":", 1)[0] for label in distinct}
+        if statuses == {"unknown", "sent"}:
+            resent += 1
+        elif len(statuses) > 1:
             conflicting += 1
         labels[" + ".join(sorted(distinct)) or "none"] += 1
     without_outcome = (end - first) - sum(1 for j in mine if j.outcomes)
@@ -127,6 +133,7 @@ def reconcile(
         without_outcome=without_outcome,
         conflicting_outcomes=conflicting,
         repeated_outcome_records=repeated,
+        resent_after_unknown=resent,
         outcomes=dict(labels.most_common()),
         lost_examples=lost[:10],
         lost_reached=_reached(lost[:10], by_number),

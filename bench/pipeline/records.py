@@ -10,7 +10,6 @@ repartition topic (stage 1, resolve) and of `emails.<campaign>` (stage 2, decide
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import re
 import uuid
@@ -24,6 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from services.common.headers import MESSAGE_ID, UPSTREAM_OFFSET, UPSTREAM_PARTITION, X_SOURCE
 from services.common.kafka import Headers, header
+from services.common.message_ids import digest_of, message_digest
 from services.common.serde import email_request_serde, envelope_serde, outcome_serde
 from services.common.topics import Topics
 
@@ -67,7 +67,7 @@ class SinkMail:
 
     @property
     def digest(self) -> str:
-        return self.message_id.strip("<>").split("@", 1)[0]
+        return digest_of(self.message_id)
 
 
 @dataclass
@@ -176,11 +176,6 @@ def _position(message: Message) -> tuple[int, int]:
     return int(message.partition() or 0), int(message.offset() or 0)
 
 
-def key_digest(idempotency_key: str) -> str:
-    """The left part of the Message-ID the mailer derives from a key (services/mailer/message)."""
-    return hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
-
-
 def read_run(
     bootstrap: str,
     topics: Topics,
@@ -265,7 +260,7 @@ def read_run(
         trip.recipient = request["email"]
         trip.profile_id = request["profileId"]
         trip.idempotency_key = request["idempotencyKey"]
-        by_digest[key_digest(request["idempotencyKey"])] = request["messageId"]
+        by_digest[message_digest(request["idempotencyKey"])] = request["messageId"]
 
     read_topics(bootstrap, [topics.emails(c).name for c in campaigns], on_request)
 

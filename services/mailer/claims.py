@@ -86,18 +86,20 @@ class ClaimStore:
                 claims[key] = Claim(ClaimState.CLAIMED, DeliveryStatus.PENDING, 1)
             known = [key for key in sorted(first) if key not in inserted]
             taken: dict[str, int] = {}
+            abandoned: set[str] = set()
             rows: dict[str, Any] = {}
             stale = now - self._timeout
             for chunk in in_chunks(known):
                 params = {"b_keys": chunk, "b_now": now, "b_stale": stale}
-                abandoned = list(conn.execute(ABANDONED, params).scalars())
-                if abandoned:
+                settled = list(conn.execute(ABANDONED, params).scalars())
+                if settled:
                     log.warning(
-                        "%d deliveries settled unknown, never resent: their holder went silent "
-                        "while handing them to the SMTP server (%s)",
-                        len(abandoned),
-                        ", ".join(abandoned[:5]),
+                        "%d deliveries settled unknown and dead-lettered, never resent: their "
+                        "holder went silent while handing them to the SMTP server (%s)",
+                        len(settled),
+                        ", ".join(settled[:5]),
                     )
+                abandoned.update(settled)
                 takeover = conn.execute(TAKEOVER, {**params, "b_instance": self._instance})
                 taken.update((row.idempotency_key, row.attempts) for row in takeover)
                 for row in conn.execute(ROWS, {"b_keys": chunk}):
@@ -111,7 +113,13 @@ class ClaimStore:
                 held_until = _aware(row.claimed_at) + self._timeout
                 claims[key] = Claim(ClaimState.BUSY, status, row.attempts, held_until=held_until)
             else:
-                claims[key] = Claim(ClaimState.SETTLED, status, row.attempts, row.smtp_message_id)
+                claims[key] = Claim(
+                    ClaimState.SETTLED,
+                    status,
+                    row.attempts,
+                    row.smtp_message_id,
+                    abandoned=key in abandoned,
+                )
         answers: list[Claim] = []
         for request in requests:
             key = request.idempotency_key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 from services.common.addresses import CONTROL, valid_address
 from services.common.errors import InvalidInput
+from services.common.message_ids import message_digest
 from services.common.models import EmailRequest
 from services.common.token_settings import is_loopback
 from services.mailer.templates import Rendered
@@ -46,8 +46,7 @@ def sender_address(sender: str) -> Address:
 
 def message_id(idempotency_key: str, domain: str) -> str:
     """`<hex@domain>`, the same for every attempt of one key, so duplicates are detectable."""
-    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:40]
-    return f"<{digest}@{domain}>"
+    return f"<{message_digest(idempotency_key)}@{domain}>"
 
 
 def one_click_url(url: str) -> bool:

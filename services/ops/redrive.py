@@ -22,6 +22,7 @@ from sqlalchemy import Engine, bindparam, update
 from services.common.db.tables import deliveries
 from services.common.headers import X_FAILED_AT
 from services.common.kafka import Headers, high_watermark, make_admin, make_consumer, make_producer
+from services.common.message_ids import message_digest
 from services.common.models import EmailRequest
 from services.common.serde import email_request_serde, envelope_serde
 from services.common.settings import KafkaSettings
@@ -57,22 +58,24 @@ def redrivable_topics(settings: KafkaSettings, topics: Topics) -> set[str]:
 
 
 class ClaimReopener:
-    """Gives failed delivery claims back, so a re-driven email request can be sent.
+    """Gives settled delivery claims back, so a re-driven email request can be sent.
 
     The mailer settles a request it could not send as `failed` (a broken template, retries spent
     while the relay was down) and answers a later copy of it with that status. Re-driving such a
     request is the operator saying "try again": its claim goes back to `pending` with no holder,
-    which the mailer's claim takes over like one a crashed instance let go. Only `failed` rows
-    move: `sent` and `unknown` (possibly delivered) are never reopened.
+    which the mailer's claim takes over like one a crashed instance let go. `sent` rows never
+    move. `unknown` rows (the message may have been delivered) move only with `resend_unknown`:
+    the operator has checked the relay's log and names the messages that never reached it.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, resend_unknown: bool = False) -> None:
         self._engine = engine
+        statuses = ["failed", "unknown"] if resend_unknown else ["failed"]
         self._statement = (
             update(deliveries)
             .where(
                 deliveries.c.idempotency_key.in_(bindparam("b_keys", expanding=True)),
-                deliveries.c.status == "failed",
+                deliveries.c.status.in_(statuses),
             )
             .values(status="pending", claimed_by=None, updated_at=bindparam("b_now"))
         )
@@ -136,7 +139,8 @@ def dead_letter_of(
         request = _email_request(message.value())
         if request is None:
             return letter
-        return DeadLetter(decoded, letter.failed_at, request.campaign, request.trigger_id)
+        digest = message_digest(request.idempotency_key)
+        return DeadLetter(decoded, letter.failed_at, request.campaign, request.trigger_id, digest)
     try:
         envelope = envelope_serde().decode(message.value())
         trigger_id = str(envelope["pipelineMessage"]["trigger"]["triggerId"]).strip()

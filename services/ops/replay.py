@@ -48,6 +48,10 @@ REDRIVE_EXAMPLES = """examples:
   triggerline replay redrive --from emails.dlq --reason retries_exhausted \\
       --campaign cart_abandonment --since 2026-11-28T20:00:00Z --until 2026-11-29T07:00:00Z \\
       --execute
+  # deliveries left `unknown` (dropped after the data, or a mailer killed mid-handover) that
+  # the relay's log shows never arrived: resend exactly those, by Message-ID
+  triggerline replay redrive --from emails.dlq --reason smtp_unknown \
+      --message-ids-file missing-at-relay.txt --resend-unknown --execute
   # interrupted? run the very same command again: it resumes after the last committed batch
 """
 
@@ -150,6 +154,24 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="only records of this Adobe trigger id, repeatable",
+    )
+    again.add_argument(
+        "--message-id",
+        action="append",
+        default=[],
+        help="only the email request with this Message-ID (<digest@domain> or the digest), "
+        "repeatable",
+    )
+    again.add_argument(
+        "--message-ids-file",
+        metavar="FILE",
+        help="only the email requests whose Message-IDs this file lists, one per line",
+    )
+    again.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="also reopen `unknown` deliveries (they may have arrived) so the mailer sends them "
+        "again; only with --from emails.dlq and Message-IDs the relay's log lacks",
     )
     again.add_argument(
         "--since",

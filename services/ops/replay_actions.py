@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tqdm import tqdm
 
 from services.common.db.engine import make_engine
 from services.common.kafka import make_admin
+from services.common.message_ids import digest_of
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import DatabaseSettings, KafkaSettings, PipelineConfigSettings, load
 from services.common.topics import topics
@@ -67,6 +69,17 @@ def run_rewind(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return 0
 
 
+def _message_digests(named: list[str], listed: str | None) -> list[str]:
+    """The digests of the Message-IDs named on the command line and listed in a file."""
+    lines = list(named)
+    if listed is not None:
+        try:
+            lines += Path(listed).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise OperatorError(f"--message-ids-file {listed}: {exc.strerror}") from exc
+    return sorted({digest_of(line) for line in lines if line.strip()})
+
+
 def _campaign_router() -> CampaignOf:
     from services.processor.rules.routing import build_routes, route_trigger
 
@@ -90,16 +103,26 @@ def run_redrive(args: argparse.Namespace, settings: KafkaSettings) -> int:
     until = parse_moment(args.until, now, "--until") if args.until else None
     if since is not None and until is not None and since >= until:
         raise OperatorError(f"--since {args.since} is not before --until {args.until}")
+    digests = _message_digests(args.message_id, args.message_ids_file)
+    emails_dlq = topics().emails_dlq.name
+    if args.resend_unknown and (source != emails_dlq or not digests):
+        raise OperatorError(
+            f"--resend-unknown needs --from {emails_dlq} and the Message-IDs to resend "
+            "(--message-id or --message-ids-file): an `unknown` message may have arrived, so "
+            "only those the relay's log lacks are sent again"
+        )
     spelling = [f"source={source}"]
     for name, values in (("reason", args.reason), ("campaign", args.campaign),
-                         ("trigger", args.trigger_id)):  # fmt: skip
+                         ("trigger", args.trigger_id), ("message", digests)):  # fmt: skip
         spelling += [f"{name}={v}" for v in sorted(set(values))]
     spelling += [f"since={args.since}"] if args.since else []
     spelling += [f"until={args.until}"] if args.until else []
+    spelling += ["resend-unknown"] if args.resend_unknown else []
     wanted = RedriveFilter(
         reasons=frozenset(args.reason),
         campaigns=frozenset(args.campaign),
         trigger_ids=frozenset(t.strip().lower() for t in args.trigger_id),
+        message_digests=frozenset(digests),
         since=since,
         until=until,
         spelling=tuple(spelling) if len(spelling) > 1 else (),
@@ -109,8 +132,9 @@ def run_redrive(args: argparse.Namespace, settings: KafkaSettings) -> int:
         _campaign_router() if args.campaign and source != topics().emails_dlq.name else None
     )
     claims = None
-    if args.execute and source == topics().emails_dlq.name:
-        claims = ClaimReopener(make_engine(load(DatabaseSettings)))
+    if args.execute and source == emails_dlq:
+        engine = make_engine(load(DatabaseSettings))
+        claims = ClaimReopener(engine, resend_unknown=args.resend_unknown)
     bar = tqdm(total=0, unit="rec", desc="re-driving", disable=None if args.execute else True)
 
     def started(total: int) -> None:
@@ -145,7 +169,10 @@ def run_redrive(args: argparse.Namespace, settings: KafkaSettings) -> int:
     bar.close()
     print(describe_tally(source, run.tally, args.execute, run.group))
     if run.claims_reopened:
-        print(f"  reopened {run.claims_reopened} failed delivery claims so the mailer sends them")
+        settled = "failed or unknown" if args.resend_unknown else "failed"
+        print(
+            f"  reopened {run.claims_reopened} {settled} delivery claims so the mailer sends them"
+        )
     if not args.execute:
         print("(plan only: add --execute to apply; the same command resumes if interrupted)")
     return 0

@@ -1,6 +1,6 @@
 """Fault controls and counts of a running `triggerline smtp-sink`, over HTTP on loopback.
 
-    GET    /stats    {"accepted": n, "dropped": n, "sessions": n}
+    GET    /stats    {"accepted": n, "dropped": n, "lost": n, "sessions": n}
     POST   /faults   {"recipient": "*", "stage": "rcpt", "reply": "451 4.3.0 Try again later",
                       "seconds": 60}   (also "delay" in seconds and "times")
     DELETE /faults   clear every fault

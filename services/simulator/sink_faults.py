@@ -6,7 +6,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultStage = Literal["mail", "rcpt", "data", "drop"]
+# "drop": the connection closes after the message data, before the reply, the message kept (a
+# relay that queued it and then lost the client); "lose": the same, the message not kept (a
+# relay that died before queueing it). Either way the client cannot tell whether it arrived.
+FaultStage = Literal["mail", "rcpt", "data", "drop", "lose"]
 ANY = "*"
 
 

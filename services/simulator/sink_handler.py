@@ -33,6 +33,7 @@ class SinkState:
     sessions: int = 0
     accepted: int = 0  # messages stored, dropped ones included, whether or not kept in memory
     dropped: int = 0
+    lost: int = 0  # messages whose data came in and that were neither kept nor answered
     waits: list[int] = field(default_factory=list)  # the counts `wait_for` callers wait for
     lock: threading.Lock = field(default_factory=threading.Lock)
     changed: threading.Condition = field(init=False)
@@ -108,6 +109,15 @@ class SinkHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         recipients = list(envelope.rcpt_tos)
+        lose = self._fault("lose", recipients)
+        if lose is not None:
+            await asyncio.sleep(lose.delay)
+            with self._state.changed:
+                self._state.lost += 1
+            log.info("sink lost a message to %s (connection closed after the data)", recipients)
+            assert server.transport is not None
+            server.transport.close()  # neither kept nor answered
+            return "451 4.3.0 never seen by the client"
         drop = self._fault("drop", recipients)
         fault = None if drop is not None else self._fault("data", recipients)
         if fault is not None:

@@ -131,11 +131,13 @@ class SmtpSink:
             return list(self._state.messages)
 
     def counts(self) -> dict[str, int]:
-        """Messages accepted (dropped ones included), dropped, and SMTP sessions so far."""
+        """Messages accepted (dropped ones included), dropped, lost (neither kept nor answered,
+        the `lose` fault) and SMTP sessions so far."""
         with self._state.lock:
             return {
                 "accepted": self._state.accepted,
                 "dropped": self._state.dropped,
+                "lost": self._state.lost,
                 "sessions": self._state.sessions - self._baseline,
             }
 
@@ -148,7 +150,7 @@ class SmtpSink:
     def clear(self) -> None:
         with self._state.lock:
             self._state.messages.clear()
-            self._state.accepted = self._state.dropped = 0
+            self._state.accepted = self._state.dropped = self._state.lost = 0
 
     def wait_for(self, count: int, timeout: float = 30.0) -> list[ReceivedMail]:
         """Wait until at least `count` messages arrived or the timeout; returns what arrived."""

@@ -10,7 +10,13 @@ The faults, each at a moment drawn from a seeded random source (the seed is in t
 * the broker stopped and started once (`deploy/local/kafka.sh down; up`);
 * PostgreSQL stopped for `fault_seconds` (`deploy/local/postgres.sh down; up`);
 * the SMTP server answering `451 4.3.0` at RCPT to every message for `fault_seconds`, then
-  dropping the connection after the message data (before its reply) for a number of messages.
+  dropping the connection after the message data (before its reply) for a number of messages,
+  and later losing a few: the connection closed after the data, the message not kept.
+
+A message whose reply never came is `unknown` to the mailer (it may have arrived), so nothing
+resends it. At the end the harness does what the runbook asks of an operator: it compares the
+`unknown` deliveries with the relay's log (the sink's journal) and resends exactly the missing
+ones with `triggerline replay redrive --resend-unknown`. The verdict is read after that.
 
 The mailer runs with shorter waits than production so a run fits CI: retry delays 15s/30s/60s
 (together longer than the SMTP fault, so no email exhausts its retries) and a 20 s claim timeout
@@ -22,6 +28,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,11 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from sqlalchemy import create_engine, select
 
 from bench.pipeline.accounting import Reconciliation, reconcile
 from bench.pipeline.harness import Pipeline, RunConfig
-from bench.pipeline.records import RunRecords, read_run
+from bench.pipeline.records import RunRecords, read_journal, read_run
+from services.common.db.tables import deliveries
 from services.common.kafka import high_watermark
+from services.common.message_ids import message_digest
 from services.common.pipeline_config import load_pipeline_config
 from services.common.settings import PipelineConfigSettings, load
 from services.ops.processes import ServiceProcess
@@ -60,6 +71,8 @@ class ChaosPlan:
     smtp_refusal_at: float
     drops_at: float
     drops: int
+    losses_at: float
+    losses: int
     database_down_at: float
     broker_restart_at: float
 
@@ -85,6 +98,8 @@ class ChaosPlan:
             smtp_refusal_at=round(0.08 * flow, 1),
             drops_at=round(0.08 * flow + fault_seconds + 2, 1),
             drops=10 if not long else 30,
+            losses_at=round(0.6 * flow, 1),
+            losses=5 if not long else 10,
             database_down_at=round(0.25 * flow if long else 0.3 * flow, 1),
             broker_restart_at=round(0.8 * flow, 1),
         )
@@ -273,7 +288,13 @@ def run_chaos(
         _inject(plan, pipeline, supervisor, log, started, broker, database)
         pipeline.wait_generated(plan.triggers, deadline)
         accepted = _wait_for_mail(pipeline, plan.triggers, started, deadline)
-        log.note(started, "sink", accepted=accepted)
+        log.note(started, "sink", accepted=accepted, **_lost_at_sink(pipeline))
+        resend = resend_missing(pipeline, database_url)
+        log.note(started, "operator resend of unknowns missing at the relay", **resend)
+        if resend["resent"]:
+            again = time.monotonic()
+            accepted = _wait_for_mail(pipeline, plan.triggers, again, STALL_SECONDS, excuse=False)
+            log.note(started, "sink", accepted=accepted)
         lag = _wait_for_retries(pipeline, max(started + deadline, time.monotonic() + STALL_SECONDS))
         supervisor.stop()
     finally:
@@ -329,6 +350,10 @@ def _inject(
         pipeline.sink_fault("drop", times=plan.drops)
         log.note(started, "smtp drop after DATA", times=plan.drops)
 
+    def losses() -> None:
+        pipeline.sink_fault("lose", times=plan.losses)
+        log.note(started, "smtp lose after DATA", times=plan.losses)
+
     def database_control(action: str) -> Callable[[], None]:
         def act() -> None:
             database(action)
@@ -346,6 +371,7 @@ def _inject(
         *((at, kill(label)) for at, label in plan.kills),
         (plan.smtp_refusal_at, smtp_refusal),
         (plan.drops_at, drops),
+        (plan.losses_at, losses),
         (plan.database_down_at, database_control("down")),
         (plan.database_down_at + down, database_control("up")),
         (plan.broker_restart_at, broker_restart),
@@ -355,8 +381,12 @@ def _inject(
         action()
 
 
-def _wait_for_mail(pipeline: Pipeline, count: int, started: float, deadline: float) -> int:
-    """Until the sink has `count` emails; past the deadline, for as long as emails keep coming.
+def _wait_for_mail(
+    pipeline: Pipeline, count: int, started: float, deadline: float, excuse: bool = True
+) -> int:
+    """Until the sink has `count` emails, less (with `excuse`) those it lost on purpose (the
+    `lose` fault: they wait for the operator's resend); past the deadline, for as long as
+    emails keep coming.
 
     A drain slowed by the faults is not a loss: the verdict counts what never arrives. Waiting
     ends `STALL_SECONDS` after the last new email once the deadline has passed (longer than the
@@ -366,14 +396,54 @@ def _wait_for_mail(pipeline: Pipeline, count: int, started: float, deadline: flo
     expected, cap = started + deadline, started + 2 * deadline
     accepted, progressed = 0, time.monotonic()
     while (now := time.monotonic()) < cap:
-        seen = pipeline.sink_counts()["accepted"]
-        if seen > accepted:
-            accepted, progressed = seen, now
-        if accepted >= count or (now > expected and now - progressed > STALL_SECONDS):
+        counts = pipeline.sink_counts()
+        if counts["accepted"] > accepted:
+            accepted, progressed = counts["accepted"], now
+        if accepted >= count - (counts["lost"] if excuse else 0):
+            break
+        if now > expected and now - progressed > STALL_SECONDS:
             break
         time.sleep(1.0)  # poll interval: a shortfall is the verdict's to count, not a failure
     time.sleep(5.0)  # a sleep: room for a duplicate email to show up
     return int(pipeline.sink_counts()["accepted"])
+
+
+def _lost_at_sink(pipeline: Pipeline) -> dict[str, int]:
+    counts = pipeline.sink_counts()
+    return {"dropped": counts["dropped"], "lost": counts["lost"]}
+
+
+def resend_missing(pipeline: Pipeline, database_url: str) -> dict[str, int]:
+    """The operator's reconciliation: `unknown` deliveries whose Message-ID the relay's log
+    (the sink's journal) lacks are resent with `triggerline replay redrive --resend-unknown`;
+    the others arrived and stay as they are."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            keys = conn.execute(
+                select(deliveries.c.idempotency_key).where(deliveries.c.status == "unknown")
+            ).scalars()
+            unknown = {message_digest(key) for key in keys}
+    finally:
+        engine.dispose()
+    arrived = {mail.digest for mail in read_journal(pipeline.journal)}
+    missing = sorted(unknown - arrived)
+    resent = 0
+    if missing:
+        listed = pipeline.config.var / "missing-at-relay.txt"
+        listed.write_text("".join(f"{digest}\n" for digest in missing))
+        command = [
+            sys.executable, "-m", "services.cli", "replay", "redrive", "--from", "emails.dlq",
+            "--reason", "smtp_unknown", "--message-ids-file", str(listed), "--resend-unknown",
+            "--execute",
+        ]  # fmt: skip
+        done = subprocess.run(
+            command, env={**os.environ, **pipeline.env}, capture_output=True, text=True, timeout=300
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"the operator's resend failed: {done.stderr[-2000:]}")
+        resent = int(done.stdout.split("re-drove ")[1].split()[0])
+    return {"unknown": len(unknown), "missing_at_relay": len(missing), "resent": resent}
 
 
 def _wait_for_retries(pipeline: Pipeline, end: float) -> dict[str, int]:

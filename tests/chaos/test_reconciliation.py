@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.pipeline.accounting import reconcile
-from bench.pipeline.records import Journey, key_digest, read_journal
+from bench.pipeline.records import Journey, read_journal
+from services.common.message_ids import message_digest
 from services.simulator.population import shopper
 from tests.chaos.pipeline_chaos import verdict
 
@@ -34,7 +35,7 @@ def _journeys() -> list[Journey]:
 def _journal(path: Path, numbers: list[int]) -> Path:
     """A sink journal as `triggerline smtp-sink --journal` writes it."""
     lines = [
-        f"{1_800_000_000_000 + n}.000\t<{key_digest(f'key-{i}')}@triggerline.invalid>\t"
+        f"{1_800_000_000_000 + n}.000\t<{message_digest(f'key-{i}')}@triggerline.invalid>\t"
         f"{shopper(i).email}\t0\n"
         for n, i in enumerate(numbers)
     ]
@@ -99,3 +100,17 @@ def test_an_email_only_trigger_lost_in_stage_1_is_found_by_the_address_in_its_en
     counts = reconcile(0, TRIGGERS, read_journal(journal), journeys)
     assert (counts.lost, counts.without_outcome) == (1, 1)
     assert counts.lost_reached["7"].startswith("raw; messageId m7")
+
+
+def test_an_unknown_resent_by_the_operator_is_one_outcome_any_other_pair_conflicts(
+    tmp_path: Path,
+) -> None:
+    journeys = _journeys()
+    journeys[5].outcomes = Counter({"unknown:smtp_unknown": 1, "sent": 1})
+    journeys[6].outcomes = Counter({"unknown:holder_lost": 1, "failed:smtp_rejected": 1})
+    journal = _journal(tmp_path / "j.tsv", list(range(TRIGGERS)))
+    counts = reconcile(0, TRIGGERS, read_journal(journal), journeys)
+    assert (counts.resent_after_unknown, counts.conflicting_outcomes) == (1, 1)
+    assert verdict({**_document(journal), "reconciliation": asdict(counts)}) == [
+        "conflicting_outcomes: 1"
+    ]

@@ -34,3 +34,6 @@ class Claim:
     attempts: int
     smtp_message_id: str | None = None
     held_until: datetime | None = None
+    # Settled `unknown` by this very claim: its holder went silent while handing it over. The
+    # one instance that settles it reports it and dead-letters it for an operator's decision.
+    abandoned: bool = False

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.common.models import EmailRequest, Outcome, OutcomeStatus
+from services.mailer.errors import DeliveryUnknown
 from services.mailer.rules.claim import Claim, DeliveryStatus
 from services.mailer.rules.retry import Retry, RetryTopic, defer_topic
 
@@ -71,8 +72,19 @@ def already(request: EmailRequest, claim: Claim, at: datetime) -> Report:
     """The key was settled before (redelivery after a crash, replay): report, never resend.
 
     The outcome repeats the recorded one, so whoever missed it (a crash before the outcome
-    was published) still gets it; readers of `outcomes` keep one per idempotency key.
+    was published) still gets it; readers of `outcomes` keep one per idempotency key. A claim
+    this instance just settled `unknown` for a holder that went silent mid-handover is the
+    first report of it: `unknown:holder_lost`, dead-lettered `smtp_unknown` like a connection
+    dropped after the data, where an operator who finds it missing at the relay can resend it
+    (`triggerline replay redrive --resend-unknown`).
     """
+    if claim.abandoned:
+        lost = outcome_for(request, OutcomeStatus.UNKNOWN, at, "holder_lost")
+        error = DeliveryUnknown(
+            "the instance handing this message to the SMTP server went silent; it may have "
+            "been delivered"
+        )
+        return Report(outcome=lost, dead_letter="smtp_unknown", error=error)
     detail = {"redelivered": "true"}
     if claim.smtp_message_id:
         detail["smtpMessageId"] = claim.smtp_message_id

@@ -14,11 +14,12 @@ from services.ops.rules.replay import redrive_destination
 
 NOT_REDRIVABLE = "(not re-drivable)"
 
-SkipWhy = Literal["reason", "campaign", "trigger", "time", "not_redrivable"]
+SkipWhy = Literal["reason", "campaign", "trigger", "message_id", "time", "not_redrivable"]
 _WHY = {
     "reason": "of another reason",
     "campaign": "of another campaign",
     "trigger": "of another trigger id",
+    "message_id": "of another Message-ID",
     "time": "outside the time range",
     "not_redrivable": "not re-drivable (never Kafka records)",
 }
@@ -33,6 +34,7 @@ class DeadLetter:
     failed_at: datetime | None  # `x-failed-at`, else the record's own timestamp
     campaign: str | None = None
     trigger_id: str | None = None
+    message_digest: str | None = None  # an email request's Message-ID digest (message_ids.py)
 
     @property
     def reason(self) -> str:
@@ -48,6 +50,7 @@ class RedriveFilter:
     """The operator's selection; an empty part selects everything.
 
     `since` is inclusive and `until` exclusive, both against the time the record failed.
+    `message_digests` names email requests by their Message-ID's digest (`message_ids.py`).
     `spelling` is how the operator wrote the filter: it names the progress group, so the same
     command run again resumes, even when `--since 2h` now resolves to a later time.
     """
@@ -55,14 +58,16 @@ class RedriveFilter:
     reasons: frozenset[str] = frozenset()
     campaigns: frozenset[str] = frozenset()
     trigger_ids: frozenset[str] = frozenset()
+    message_digests: frozenset[str] = frozenset()
     since: datetime | None = None
     until: datetime | None = None
     spelling: tuple[str, ...] = ()
 
     @property
     def needs_value(self) -> bool:
-        """Whether selecting needs the record's value decoded (campaign or trigger id)."""
-        return bool(self.campaigns or self.trigger_ids)
+        """Whether selecting needs the record's value decoded (campaign, trigger id or
+        Message-ID)."""
+        return bool(self.campaigns or self.trigger_ids or self.message_digests)
 
     @property
     def empty(self) -> bool:
@@ -95,6 +100,8 @@ def select_dead_letter(
         return Skip("campaign")
     if wanted.trigger_ids and (letter.trigger_id or "").lower() not in wanted.trigger_ids:
         return Skip("trigger")
+    if wanted.message_digests and letter.message_digest not in wanted.message_digests:
+        return Skip("message_id")
     destination = redrive_destination(letter.headers, allowed)
     if destination is None:
         return Skip("not_redrivable")

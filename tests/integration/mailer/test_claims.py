@@ -65,9 +65,12 @@ def test_a_holder_silent_while_handing_over_leaves_unknown_never_a_second_send(
     assert b.claim(request(), NOW + timedelta(seconds=10)).state is ClaimState.BUSY
     later = b.claim(request(), NOW + TIMEOUT + timedelta(seconds=1))
     assert (later.state, later.status) == (ClaimState.SETTLED, DeliveryStatus.UNKNOWN)
+    assert later.abandoned  # the instance that settles it reports it first, dead-lettered
     with engine.connect() as conn:
         row = conn.execute(select(deliveries.c.status, deliveries.c.claimed_by)).one()
     assert (row.status, row.claimed_by) == ("unknown", "a")
+    again = a.claim(request(), NOW + 2 * TIMEOUT)  # a redelivery: reported, not again first
+    assert (again.status, again.abandoned) == (DeliveryStatus.UNKNOWN, False)
 
 
 def test_only_the_holder_hands_over_and_a_release_makes_the_key_claimable(engine: Engine) -> None:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from services.common.kafka import header
 from services.common.models import OutcomeStatus
 from services.common.settings import REPO_ROOT
+from services.mailer.publishing import message_headers
 from services.simulator.sink_faults import Fault
 from tests.support.mailer_world import Scenario, decode_outcome, outcome_for
 
@@ -137,12 +139,19 @@ def test_kill_9_while_the_server_holds_a_message_settles_it_unknown_never_twice(
 
     with restarted(scenario, log_file):
         records = scenario.outcomes.read(outcome_for(keys), len(keys), deadline=90, settle=2)
+        dead = scenario.dlq.read(lambda m: m.key() == held.profile_id.encode(), 1, deadline=30)
     statuses: dict[str | None, set[OutcomeStatus]] = {}
+    reasons: set[str | None] = set()
     for outcome in map(decode_outcome, records):
         statuses.setdefault(outcome.idempotency_key, set()).add(outcome.status)
+        if outcome.idempotency_key == held.idempotency_key:
+            reasons.add(outcome.reason)
 
     assert set(statuses) == keys, log_file.read_text()[-3000:]
     assert statuses.pop(held.idempotency_key) == {OutcomeStatus.UNKNOWN}
+    # reported once as lost mid-handover, and dead-lettered where an operator can resend it
+    assert "holder_lost" in reasons, reasons
+    assert [header(message_headers(m), "x-error-reason") for m in dead] == ["smtp_unknown"]
     assert all(seen == {OutcomeStatus.SENT} for seen in statuses.values()), statuses
     # one message per recipient reached the server, the held one included, none twice
     assert Counter(r for m in scenario.sink.messages for r in m.rcpt_tos) == Counter(

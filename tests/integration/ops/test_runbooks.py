@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 
 from services.common.db.engine import make_engine, upgrade
 from services.common.kafka import ensure_topics, make_admin
+from services.common.message_ids import message_digest
 from services.common.models import Outcome
 from services.common.serde import outcome_serde
 from services.common.settings import REPO_ROOT, DatabaseSettings, KafkaSettings, load
@@ -218,7 +219,12 @@ def profiles_file(path: Path, shoppers: list[Shopper], extra: list[list[str]] = 
     return path
 
 
-SEEDED = {"template": people("tpl", 3), "relay": people("relay", 6), "move": people("move", 2)}
+SEEDED = {
+    "template": people("tpl", 3),
+    "relay": people("relay", 6),
+    "move": people("move", 2),
+    "unknown": people("unk", 3),
+}
 
 
 @pytest.fixture(scope="module")
@@ -418,6 +424,41 @@ def test_the_smtp_relay_was_down_overnight(stack: Stack) -> None:
     assert 0 < redriven < len(shoppers), resumed  # it resumed where the killed run stopped
     assert set(stack.wait_mails(shoppers).values()) == {1}
     stack.wait_outcomes(ids, lambda o: o.label == "sent")
+
+
+def test_the_relay_lost_a_message_after_its_data(stack: Stack, tmp_path: Path) -> None:
+    """Connections closed after the data: the mailer cannot tell whether the relay kept the
+    message, so it reports `unknown` and resends nothing. The relay's log shows one was lost;
+    the operator resends that one by Message-ID, and nobody gets a second copy."""
+    kept, lost, quiet = SEEDED["unknown"]
+    stack.sink.set_fault(kept.email, Fault("drop", times=1))  # queued, then the client lost
+    stack.sink.set_fault(lost.email, Fault("lose", times=1))  # the relay died before queueing
+    ids = stack.send_triggers([kept, lost, quiet], CART_ABANDONMENT.trigger_id)
+    ends = stack.wait_outcomes(ids, lambda o: o.label in ("sent", "unknown"))
+    keys = {o.profile_id: o.idempotency_key for o in ends if o.reason == "smtp_unknown"}
+    assert set(keys) == {kept.profile_id, lost.profile_id}
+    assert stack.mails_to([kept, lost, quiet]) == {kept.email: 1, lost.email: 0, quiet.email: 1}
+
+    # the relay's log lacks the lost one's Message-ID: that one is resent, nothing else
+    relay_log = {m.message_id for m in stack.sink.messages}
+    unknown = {message_digest(key) for key in keys.values()}
+    missing = sorted(d for d in unknown if not any(d in seen for seen in relay_log))
+    assert missing == [message_digest(keys[lost.profile_id])]
+    listed = tmp_path / "missing-at-relay.txt"
+    listed.write_text("".join(f"<{d}@relay.example>\n" for d in missing))
+    refused = stack.triggerline(
+        "replay", "redrive", "--from", "emails.dlq", "--reason", "smtp_unknown",
+        "--resend-unknown", "--execute", check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "Message-IDs" in refused.stderr, refused.stderr
+    done = stack.triggerline(
+        "replay", "redrive", "--from", "emails.dlq", "--reason", "smtp_unknown",
+        "--message-ids-file", str(listed), "--resend-unknown", "--execute",
+    ).stdout  # fmt: skip
+    assert "re-drove 1 in total" in done and "reopened 1 failed or unknown" in done, done
+    assert stack.wait_mails([lost]) == {lost.email: 1}
+    stack.wait_outcomes([ids[1]], lambda o: o.label == "sent")
+    assert stack.mails_to([kept, quiet]) == {kept.email: 1, quiet.email: 1}
 
 
 def test_move_to_a_new_cluster_rewinding_the_last_hour_mails_nobody_twice(stack: Stack) -> None:

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from services.simulator.sink_control import serve_control
+from services.simulator.sink_faults import Fault
 from services.simulator.smtp_sink import SmtpSink, free_port
 
 
@@ -44,3 +45,22 @@ def test_a_timed_fault_refuses_then_ends_and_the_journal_records_each_message(
     at, message_id, recipients, dropped = lines[0].split("\t")
     assert message_id == "<two@example.com>" and recipients == "two@example.com"
     assert dropped == "0" and abs(float(at) / 1000 - time.time()) < 30
+
+
+@pytest.mark.parametrize(("stage", "kept"), [("drop", 1), ("lose", 0)])
+def test_a_connection_closed_after_the_data_keeps_or_loses_the_message(
+    tmp_path: Path, stage: str, kept: int
+) -> None:
+    """The client cannot tell the two apart (no reply after its final dot); only the journal
+    knows whether the message arrived."""
+    journal = tmp_path / "journal.tsv"
+    with SmtpSink(journal=journal, keep=False) as sink:
+        sink.set_fault("*", Fault(stage, times=1))  # type: ignore[arg-type]
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            _send(sink.port, "gone@example.com")
+        _send(sink.port, "next@example.com")
+        assert sink.counts()["lost"] == 1 - kept
+    lines = [line.split("\t") for line in journal.read_text().splitlines()]
+    assert [(m, d) for _, m, _, d in lines] == [("<gone@example.com>", "1")] * kept + [
+        ("<next@example.com>", "0")
+    ]

@@ -10,6 +10,7 @@ import pytest
 from services.common.campaign_config import Campaign
 from services.common.errors import InvalidInput
 from services.common.models import OutcomeStatus
+from services.mailer.errors import DeliveryUnknown
 from services.mailer.rules.claim import Claim, ClaimState, DeliveryStatus
 from services.mailer.rules.report import already, internal_error
 from services.mailer.rules.retry import Retry, RetryTopic
@@ -170,6 +171,14 @@ def test_an_earlier_status_is_repeated_never_resent(
     assert (repeated.status, repeated.reason) == (outcome, reason)
     assert repeated.detail == {"redelivered": "true", "smtpMessageId": "<k@x>"}
     assert repeated.idempotency_key == "key-1" and repeated.at == NOW
+
+
+def test_a_key_settled_for_a_silent_holder_is_reported_once_and_dead_lettered() -> None:
+    claim = Claim(ClaimState.SETTLED, DeliveryStatus.UNKNOWN, 1, abandoned=True)
+    report = already(request(), claim, NOW)
+    assert report.outcome is not None
+    assert (report.outcome.status, report.outcome.reason) == (OutcomeStatus.UNKNOWN, "holder_lost")
+    assert report.dead_letter == "smtp_unknown" and isinstance(report.error, DeliveryUnknown)
 
 
 def test_a_bug_fails_the_request_and_dead_letters_it() -> None:

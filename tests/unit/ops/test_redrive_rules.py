@@ -28,8 +28,13 @@ def letter(
     at: datetime | None = AT,
     campaign: str | None = "cart",
     trigger: str | None = "T-1",
+    digest: str | None = None,
 ) -> DeadLetter:
-    return DeadLetter({"x-error-reason": reason, "x-original-topic": topic}, at, campaign, trigger)
+    headers = {"x-error-reason": reason, "x-original-topic": topic}
+    return DeadLetter(headers, at, campaign, trigger, digest)
+
+
+UNKNOWN = letter(topic="emails.cart", reason="smtp_unknown", digest="ab12")
 
 
 @pytest.mark.parametrize(
@@ -46,6 +51,9 @@ def letter(
         (letter(campaign=None), RedriveFilter(campaigns=frozenset({"cart"})), Skip("campaign")),
         (letter(), RedriveFilter(trigger_ids=frozenset({"t-1"})), Redrive("triggers.raw")),
         (letter(), RedriveFilter(trigger_ids=frozenset({"t-2"})), Skip("trigger")),
+        (UNKNOWN, RedriveFilter(message_digests=frozenset({"ab12"})), Redrive("emails.cart")),
+        (UNKNOWN, RedriveFilter(message_digests=frozenset({"cd34"})), Skip("message_id")),
+        (letter(), RedriveFilter(message_digests=frozenset({"ab12"})), Skip("message_id")),
         (letter(topic="pipeline:triggers"), RedriveFilter(), Skip("not_redrivable")),
         (
             letter(topic="emails.cart", reason="retries_exhausted"),
