@@ -22,6 +22,13 @@ Four faust-streaming behaviours are corrected here, and nowhere else:
   positions aiokafka reports, and let a commit move over such ranges. faust's gap bookkeeping
   also drops the committed offset itself from a gap, so markers fetched after everything before
   them was committed (a quiet partition, then an aborted batch) would hold the lag forever.
+* Commit arithmetic. faust commits past the first run of acked offsets wherever it starts, so a
+  record at the committed offset that is not handled yet is passed when the next one is acked
+  (its head-gap test is off by one). And it acks, unhandled, every record it skips because the
+  record was handed out before a rebalance. Either lets a commit pass a trigger no agent
+  handled, which is lost when the partition next changes hands. Commits here run from the
+  committed offset over handled records and known non-records only (`next_commit`), and an ack
+  from an earlier generation, or during a rebalance, is not progress (`ack`).
 * Records fetched during a rebalance. After a rebalance faust resumes the stream partitions and
   seeks them to the committed offsets while its fetcher is already running (it reads the
   changelogs), and only then lets the streams flow. A record fetched in that window is dropped:
@@ -44,10 +51,12 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from services.processor.rules.offsets import (
-    commit_past_gaps,
     held_back,
+    next_commit,
     non_record_ranges,
     uncommitted_part,
 )
@@ -188,19 +197,37 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
             gaps.addi(part[0], part[1] + 1)  # intervaltree intervals exclude their end
             gaps.merge_overlaps()
 
+    def ack(self, message: Any) -> bool:
+        """faust's ack, except for a record handed out before the latest rebalance or while it
+        runs: faust skips such a record unhandled and acks it "so the lag does not grow", and an
+        agent may finish one it took before. Counting either would let a commit pass a record
+        that no agent of this generation handled; the rebalance seeks every partition back to
+        its committed offset, so the record is read and handled again instead."""
+        app = self.app
+        if message.generation_id == app.consumer_generation_id and app.flow_control.is_active():
+            acked: bool = super().ack(message)
+            return acked
+        with ack_lock:
+            if not message.acked:
+                message.acked = True
+                self._unacked_messages.discard(message)  # nothing waits for it any more
+                notify(self._waiting_for_ack)
+        return False
+
     def _new_offset(self, tp: Any) -> int | None:
-        offset: int | None = super()._new_offset(tp)
-        base = offset
-        if base is None:
-            base = self._committed_offset[tp]
+        base = self._committed_offset[tp]
         if base is None:
             base = self._start_position.get(tp)
-        if base is None:
-            return offset
+        if base is None:  # nothing fetched since the assignment: nothing acked either
+            fallback: int | None = super()._new_offset(tp)
+            return fallback
+        acked = self._acked[tp]
         gaps = [(interval.begin, interval.end - 1) for interval in self._gap[tp]]
-        moved = commit_past_gaps(base, gaps)
+        moved = next_commit(base, acked, gaps)
         if moved == base:
-            return offset
+            return None
+        acked[:] = [offset for offset in acked if offset >= moved]
+        self._acked_index[tp].difference_update([o for o in self._acked_index[tp] if o < moved])
         self._gap[tp].chop(0, moved)
         return moved
 

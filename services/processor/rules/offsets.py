@@ -3,7 +3,8 @@
 A topic written in Kafka transactions has offsets that carry no record for a `read_committed`
 reader: commit/abort markers and the records of aborted transactions. A reader that commits
 "last processed record + 1" therefore never commits past a trailing marker (lag stays at one per
-partition) and, in faust, stops committing after an aborted batch (faust-streaming #606).
+partition) and, in faust, stops committing after an aborted batch (faust-streaming #606); faust's
+"first run of acked offsets" may also start past a record not yet handled (`next_commit`).
 
 The converse matters as much: a record that was fetched but never reached an agent must not be
 passed over, or its trigger is lost (`held_back`).
@@ -35,18 +36,30 @@ def non_record_ranges(start: int, end: int, records: Iterable[int]) -> list[tupl
     return ranges
 
 
-def commit_past_gaps(offset: int, gaps: Sequence[tuple[int, int]]) -> int:
-    """Move a commit offset over the non-record ranges (inclusive) that start where it stands.
+def next_commit(base: int, acked: Iterable[int], gaps: Sequence[tuple[int, int]]) -> int:
+    """The offset to commit: from `base` (the committed offset, the next one to read) over every
+    offset that was handled (`acked`) or holds no record (`gaps`, inclusive ranges), up to the
+    first that is neither.
 
-    `offset` is the next offset to read; if it and what follows are known non-records, the
-    commit may skip them, which is what brings lag to zero after a trailing commit marker.
+    faust's own arithmetic takes the first run of acked offsets wherever it starts: with `base`
+    itself unhandled and `base + 1` acked it commits past `base` (its head-gap test is off by
+    one, and skipped for a committed offset of 0), and the record at `base` is never read
+    again. Here a hole at `base` means no commit; a trailing marker after the last record is
+    passed, which brings lag to zero.
     """
-    for begin, last in sorted(gaps):
-        if begin <= offset <= last:
-            offset = last + 1
-        elif begin > offset:
-            break
-    return offset
+    done = set(acked)
+    ranges = sorted(gaps)
+    offset = base
+    while True:
+        if offset in done:
+            offset += 1
+            continue
+        for begin, last in ranges:
+            if begin <= offset <= last:
+                offset = last + 1
+                break
+        else:
+            return offset
 
 
 def uncommitted_part(first: int, last: int, committed: int | None) -> tuple[int, int] | None:

@@ -8,8 +8,8 @@ from datetime import timedelta
 from services.common.backoff import backoff_delay
 from services.processor.rules.keys import idempotency_key
 from services.processor.rules.offsets import (
-    commit_past_gaps,
     held_back,
+    next_commit,
     non_record_ranges,
     uncommitted_part,
 )
@@ -35,25 +35,34 @@ def test_non_record_ranges_when_fetch_held_only_markers() -> None:
 
 
 def test_commit_moves_over_adjacent_gaps_only() -> None:
-    assert commit_past_gaps(12, [(12, 16), (18, 18)]) == 17
-    assert commit_past_gaps(17, [(12, 16), (18, 18)]) == 17  # 17 is a record not yet done
-    assert commit_past_gaps(18, [(18, 18), (19, 20)]) == 21
-    assert commit_past_gaps(0, [(1, 3)]) == 0
+    assert next_commit(12, [], [(12, 16), (18, 18)]) == 17
+    assert next_commit(17, [], [(12, 16), (18, 18)]) == 17  # 17 is a record not yet done
+    assert next_commit(18, [], [(18, 18), (19, 20)]) == 21
+    assert next_commit(0, [], [(1, 3)]) == 0
+
+
+def test_a_commit_runs_from_the_committed_offset_over_handled_records_and_gaps_only() -> None:
+    assert next_commit(150, [150, 151, 152], []) == 153
+    assert next_commit(150, [151, 152], []) == 150  # 150 not handled: faust would commit 153
+    assert next_commit(0, [1, 2], []) == 0  # and at 0 faust skips its head check entirely
+    assert next_commit(150, [150, 153], [(151, 152)]) == 154
+    assert next_commit(150, [150, 152], [(155, 156)]) == 151
+    assert next_commit(5, [7, 8], [(5, 6)]) == 9
 
 
 def test_offset_zero_then_aborted_batch_still_commits() -> None:
     """faust #606: record 0, marker 1, aborted 2-4, marker 5, record 6 left faust stuck at 1."""
     gaps = non_record_ranges(0, 8, [0, 6])
     assert gaps == [(1, 5), (7, 7)]
-    assert commit_past_gaps(1, gaps) == 6
-    assert commit_past_gaps(7, gaps) == 8
+    assert next_commit(1, [], gaps) == 6
+    assert next_commit(7, [], gaps) == 8
 
 
 def test_markers_fetched_after_the_commit_are_passed_from_the_committed_offset() -> None:
     # records up to 32 committed (next to read: 33); then marker 33 and an aborted tail to 42
     part = uncommitted_part(33, 42, committed=33)
     assert part == (33, 42)
-    assert commit_past_gaps(33, [part]) == 43
+    assert next_commit(33, [], [part]) == 43
     assert uncommitted_part(30, 42, committed=35) == (35, 42)
     assert uncommitted_part(30, 34, committed=35) is None
     assert uncommitted_part(3, 4, committed=None) == (3, 4)
