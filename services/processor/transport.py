@@ -212,6 +212,14 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
                 message.acked = True
                 self._unacked_messages.discard(message)  # nothing waits for it any more
                 notify(self._waiting_for_ack)
+        if log.isEnabledFor(logging.DEBUG):  # the trail of a record kept from a commit
+            log.debug(
+                "not counting the ack of %s:%s (generation %s, now %s): it is read again",
+                message.tp.topic,
+                message.offset,
+                message.generation_id,
+                app.consumer_generation_id,
+            )
         return False
 
     def _new_offset(self, tp: Any) -> int | None:

@@ -127,6 +127,8 @@ class Record:
 
     generation_id: int
     acked: bool = False
+    tp: Any = field(default_factory=lambda: SimpleNamespace(topic="triggers.raw"))
+    offset: int = 151
 
 
 @pytest.mark.parametrize(("generation", "flowing"), [(1, True), (2, False)])
