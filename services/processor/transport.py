@@ -1,6 +1,6 @@
 """The processor's faust transport: aiokafka reading `read_committed`, committing past markers.
 
-Four faust-streaming behaviours are corrected here, and nowhere else:
+Six faust-streaming behaviours are corrected here, and nowhere else:
 
 * Isolation. faust's aiokafka worker consumer reads `read_uncommitted` unless the app runs in
   exactly-once mode. `triggers.raw` is written in Kafka transactions by the fetcher, so a
@@ -22,6 +22,12 @@ Four faust-streaming behaviours are corrected here, and nowhere else:
   positions aiokafka reports, and let a commit move over such ranges. faust's gap bookkeeping
   also drops the committed offset itself from a gap, so markers fetched after everything before
   them was committed (a quiet partition, then an aborted batch) would hold the lag forever.
+* Gaps that are records. faust's drain loop, seeing a delivered record that does not follow the
+  previous one (a transaction marker between them, which our fetcher writes every 100 ms),
+  registers the range up to and including the new record as a gap; a commit may then pass that
+  record while an agent still holds it (say, waiting out a database outage), and a worker that
+  dies then loses the trigger. Our gaps come from fetch positions only (`on_fetched`); faust's
+  are ignored (`_add_gap`).
 * Commit arithmetic. faust commits past the first run of acked offsets wherever it starts, so a
   record at the committed offset that is not handled yet is passed when the next one is acked
   (its head-gap test is off by one). And it acks, unhandled, every record it skips because the
@@ -186,16 +192,24 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
             self._start_position.setdefault(tp, start)
             delivered = [record.offset for record in records.get(tp, ())]
             for first, last in non_record_ranges(start, end, delivered):
-                await self._add_gap(tp, first, last)
+                self._add_non_records(tp, first, last)
             self._acked.setdefault(tp, [])  # the commit loop visits partitions in _acked only
 
-    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
-        # faust's version clamps one offset too far (see `uncommitted_part`).
-        part = uncommitted_part(offset_from, offset_to, self._committed_offset[tp])
+    def _add_non_records(self, tp: Any, first: int, last: int) -> None:
+        """Offsets `first`..`last` (inclusive) hold no record: a commit may pass them."""
+        # faust's own version clamps one offset too far (see `uncommitted_part`).
+        part = uncommitted_part(first, last, self._committed_offset[tp])
         if part is not None:
             gaps = self._gap[tp]
             gaps.addi(part[0], part[1] + 1)  # intervaltree intervals exclude their end
             gaps.merge_overlaps()
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Ignored: faust's drain loop calls this when two records it delivers are not adjacent,
+        with the *second record's own offset* as the end of the range, so that record counted
+        as a non-record and a commit could pass it before any agent handled it (lost if the
+        worker then died: the chaos suite's stage-1 losses). `on_fetched` registers every
+        non-record range exactly, from fetch positions."""
 
     def ack(self, message: Any) -> bool:
         """faust's ack, except for a record handed out before the latest rebalance or while it
