@@ -291,7 +291,7 @@ def run_chaos(
         log.note(started, "sink", accepted=accepted, **_lost_at_sink(pipeline))
         resend = resend_missing(pipeline, database_url)
         log.note(started, "operator resend of unknowns missing at the relay", **resend)
-        if resend["resent"]:
+        if resend["redriven"]:
             again = time.monotonic()
             accepted = _wait_for_mail(pipeline, plan.triggers, again, STALL_SECONDS, excuse=False)
             log.note(started, "sink", accepted=accepted)
@@ -428,7 +428,7 @@ def resend_missing(pipeline: Pipeline, database_url: str) -> dict[str, int]:
         engine.dispose()
     arrived = {mail.digest for mail in read_journal(pipeline.journal)}
     missing = sorted(unknown - arrived)
-    resent = 0
+    redriven = 0
     if missing:
         listed = pipeline.config.var / "missing-at-relay.txt"
         listed.write_text("".join(f"{digest}\n" for digest in missing))
@@ -442,8 +442,8 @@ def resend_missing(pipeline: Pipeline, database_url: str) -> dict[str, int]:
         )
         if done.returncode != 0:
             raise RuntimeError(f"the operator's resend failed: {done.stderr[-2000:]}")
-        resent = int(done.stdout.split("re-drove ")[1].split()[0])
-    return {"unknown": len(unknown), "missing_at_relay": len(missing), "resent": resent}
+        redriven = int(done.stdout.split("re-drove ")[1].split()[0])
+    return {"unknown": len(unknown), "missing_at_relay": len(missing), "redriven": redriven}
 
 
 def _wait_for_retries(pipeline: Pipeline, end: float) -> dict[str, int]:

@@ -72,22 +72,23 @@ def already(request: EmailRequest, claim: Claim, at: datetime) -> Report:
     """The key was settled before (redelivery after a crash, replay): report, never resend.
 
     The outcome repeats the recorded one, so whoever missed it (a crash before the outcome
-    was published) still gets it; readers of `outcomes` keep one per idempotency key. A claim
-    this instance just settled `unknown` for a holder that went silent mid-handover is the
-    first report of it: `unknown:holder_lost`, dead-lettered `smtp_unknown` like a connection
-    dropped after the data, where an operator who finds it missing at the relay can resend it
-    (`triggerline replay redrive --resend-unknown`).
+    was published) still gets it; readers of `outcomes` keep one per idempotency key. An
+    `unknown` key is dead-lettered again on every report (`smtp_unknown`), so an outcome lost
+    with a crash (the row saved, the broker down, the mailer killed) never hides it from the
+    operator, who may resend it (`triggerline replay redrive --resend-unknown`); its first
+    report after a holder went silent mid-handover says so (`holder_lost`).
     """
-    if claim.abandoned:
-        lost = outcome_for(request, OutcomeStatus.UNKNOWN, at, "holder_lost")
-        error = DeliveryUnknown(
-            "the instance handing this message to the SMTP server went silent; it may have "
-            "been delivered"
-        )
-        return Report(outcome=lost, dead_letter="smtp_unknown", error=error)
     detail = {"redelivered": "true"}
     if claim.smtp_message_id:
         detail["smtpMessageId"] = claim.smtp_message_id
     status = _REPEATED.get(claim.status, OutcomeStatus.FAILED)
+    if claim.status is DeliveryStatus.UNKNOWN:
+        why = "holder_lost" if claim.abandoned else "already_unknown"
+        unknown = outcome_for(request, status, at, why, detail)
+        error = DeliveryUnknown(
+            "the message may have been delivered (the connection was lost after its data, or "
+            "the mailer handing it over went silent); never resent without an operator"
+        )
+        return Report(outcome=unknown, dead_letter="smtp_unknown", error=error)
     reason = None if status is OutcomeStatus.SENT else f"already_{claim.status.value}"
     return Report(outcome=outcome_for(request, status, at, reason, detail))

@@ -173,12 +173,21 @@ def test_an_earlier_status_is_repeated_never_resent(
     assert repeated.idempotency_key == "key-1" and repeated.at == NOW
 
 
-def test_a_key_settled_for_a_silent_holder_is_reported_once_and_dead_lettered() -> None:
-    claim = Claim(ClaimState.SETTLED, DeliveryStatus.UNKNOWN, 1, abandoned=True)
+@pytest.mark.parametrize(
+    ("abandoned", "reason"), [(True, "holder_lost"), (False, "already_unknown")]
+)
+def test_every_report_of_an_unknown_key_is_dead_lettered(abandoned: bool, reason: str) -> None:
+    """So an outcome lost with a crash never hides an unknown delivery from the operator."""
+    claim = Claim(ClaimState.SETTLED, DeliveryStatus.UNKNOWN, 1, abandoned=abandoned)
     report = already(request(), claim, NOW)
     assert report.outcome is not None
-    assert (report.outcome.status, report.outcome.reason) == (OutcomeStatus.UNKNOWN, "holder_lost")
+    assert (report.outcome.status, report.outcome.reason) == (OutcomeStatus.UNKNOWN, reason)
     assert report.dead_letter == "smtp_unknown" and isinstance(report.error, DeliveryUnknown)
+
+
+def test_other_repeated_statuses_are_not_dead_lettered() -> None:
+    for status in (DeliveryStatus.SENT, DeliveryStatus.EXPIRED, DeliveryStatus.FAILED):
+        assert already(request(), Claim(ClaimState.SETTLED, status, 1), NOW).dead_letter is None
 
 
 def test_a_bug_fails_the_request_and_dead_letters_it() -> None:
