@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import aiokafka
+import faust.streams
 import pytest
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from intervaltree import IntervalTree
@@ -170,3 +171,8 @@ def test_a_record_after_a_transaction_marker_is_not_passed_before_it_is_handled(
     transport.TransactionalInputConsumer._add_non_records(this, tp, 348, 348)  # from positions
     assert transport.TransactionalInputConsumer._new_offset(this, tp) == 349
     assert consumer._acked[tp] == [] and consumer._acked_index[tp] == set()
+
+
+def test_streams_acknowledge_through_the_consumer() -> None:
+    """faust's Cython iterator would bypass `TransactionalInputConsumer.ack`."""
+    assert faust.streams._CStreamIterator is None
