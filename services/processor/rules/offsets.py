@@ -49,15 +49,14 @@ def next_commit(base: int, acked: Iterable[int], gaps: Sequence[tuple[int, int]]
     """
     done = set(acked)
     ranges = sorted(gaps)
-    offset = base
+    offset, at = base, 0
     while True:
+        while at < len(ranges) and ranges[at][1] < offset:
+            at += 1  # ranges wholly behind: the offset only moves forward
         if offset in done:
             offset += 1
-            continue
-        for begin, last in ranges:
-            if begin <= offset <= last:
-                offset = last + 1
-                break
+        elif at < len(ranges) and ranges[at][0] <= offset:
+            offset = ranges[at][1] + 1
         else:
             return offset
 

@@ -48,6 +48,8 @@ def test_a_commit_runs_from_the_committed_offset_over_handled_records_and_gaps_o
     assert next_commit(150, [150, 153], [(151, 152)]) == 154
     assert next_commit(150, [150, 152], [(155, 156)]) == 151
     assert next_commit(5, [7, 8], [(5, 6)]) == 9
+    assert next_commit(0, [3], [(4, 4), (0, 2), (9, 12)]) == 5  # ranges in any order
+    assert next_commit(10, [], [(0, 4), (8, 12)]) == 13  # from inside a range
 
 
 def test_offset_zero_then_aborted_batch_still_commits() -> None:
