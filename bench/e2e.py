@@ -283,6 +283,7 @@ def main(argv: list[str]) -> int:
     )
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     load_start = os.getloadavg()
+    (ROOT / "var").mkdir(exist_ok=True)  # a fresh clone has none yet
     with tempfile.TemporaryDirectory(prefix="e2e-", dir=ROOT / "var") as var:
         pipeline = Pipeline(
             RunConfig(shoppers, Path(var), bootstrap, database_url=args.database_url)
