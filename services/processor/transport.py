@@ -214,7 +214,7 @@ class TransactionalInputConsumer(aiokafka_driver.Consumer):  # type: ignore[misc
             gaps.addi(part[0], part[1] + 1)  # intervaltree intervals exclude their end
             gaps.merge_overlaps()
 
-    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+    async def _add_gap(self, _tp: Any, _offset_from: int, _offset_to: int) -> None:
         """Ignored: faust's drain loop calls this when two records it delivers are not adjacent,
         with the *second record's own offset* as the end of the range, so that record counted
         as a non-record and a commit could pass it before any agent handled it (lost if the
