@@ -472,7 +472,9 @@ def test_move_to_a_new_cluster_rewinding_the_last_hour_mails_nobody_twice(stack:
         check=False,
     )  # fmt: skip
     assert live.returncode == 2 and "live members" in live.stderr
-    assert len(live.stderr.strip().splitlines()) == 1, live.stderr
+    # one line of ours; librdkafka may add its own (`%6|...|BGQUEUE|...` as a client closes)
+    ours = [line for line in live.stderr.strip().splitlines() if not line.startswith("%")]
+    assert len(ours) == 1, live.stderr
     stack.stop("processor")
     stack.stop("mailer")
     for group, topic in ((stack.processor_group, ["--topic", "triggers.raw"]),

@@ -75,7 +75,9 @@ def test_a_marketing_email_names_one_ref_in_its_link_and_its_return_path(
     # the two tokens are not interchangeable, and neither shows the profile or the address
     assert verify(token, TokenPurpose.BOUNCE, KEYS, NOW) is Rejection.BAD_SIGNATURE
     assert verify(returned, TokenPurpose.UNSUBSCRIBE, KEYS, NOW) is Rejection.BAD_SIGNATURE
-    assert "p-1" not in link and "ann" not in link and "ann" not in composed.return_path
+    # (the tokens themselves are random: their content is checked above, by what they verify to)
+    bare_link, bare_path = link.replace(token, ""), composed.return_path.replace(returned, "")
+    assert "p-1" not in bare_link and "ann" not in bare_link and "ann" not in bare_path
 
 
 def test_a_transactional_email_has_a_return_path_and_no_unsubscribe_link(
