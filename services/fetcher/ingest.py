@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Protocol
 
@@ -59,7 +59,7 @@ class IngestWorker:
         applier: Applier,
         group: str,
         reset: str,
-        cursors: dict[int, Cursor],
+        pointers: Callable[[], Mapping[int, Cursor]],
         upstream: UpstreamStream,
         tokens: Tokens,
         producer_factory: Callable[[str], Producer],
@@ -75,7 +75,8 @@ class IngestWorker:
         self.name = applier.name
         self._group = group
         self._reset = reset
-        self._committed = dict(cursors)
+        self._pointers = pointers
+        self._committed: dict[int, Cursor] = {}
         self._upstream = upstream
         self._tokens = tokens
         self._producer_factory = producer_factory
@@ -100,10 +101,31 @@ class IngestWorker:
         )
 
     def _new_producer(self) -> Producer:
-        """A producer holding this worker's transactional id; initialising it fences any
-        earlier holder (a zombie of this worker) and aborts whatever that one left open."""
+        """A producer holding this worker's transactional id, and the committed pointer.
+
+        Initialising the producer fences any earlier holder (a zombie of this worker, or this
+        worker's own producer that broke mid-commit) and settles the transaction it left:
+        aborted if it was open, committed if its commit had reached the coordinator. Only then
+        is the pointer read, so it covers exactly what reached `triggers.raw`. Read before, it
+        missed a commit still completing, and the worker wrote those envelopes again.
+        """
         producer = self._producer_factory(self._transactional_id)
-        producer.init_transactions(60)
+        try:
+            producer.init_transactions(60)
+            pointers = self._pointers()
+        except BaseException:
+            _discard(producer)
+            raise
+        self._committed = {p: c for p, c in pointers.items() if p in self.applier.partitions}
+        self._status.resumed(
+            self.name, self.applier.topic, {p: c.resume_at for p, c in self._committed.items()}
+        )
+        log.info(
+            "%s: resuming from %s",
+            self.name,
+            ",".join(f"{p}:{c.resume_at}" for p, c in sorted(self._committed.items()))
+            or f"reset={self._reset}",
+        )
         return producer
 
     def run(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import signal
@@ -131,17 +132,8 @@ def main(argv: list[str]) -> int:
     )
     supervisors: list[Supervisor] = []
     for topic in settings.topic_list():
-        cursors = load_pointers(kafka, group, topic)
-        status.resumed(topic, {p: c.resume_at for p, c in cursors.items()})
         owned = replica_partitions(
             settings.upstream_partitions, settings.replica_index, settings.replica_count
-        )
-        log.info(
-            "resuming %s for consumer %s from %s",
-            topic,
-            group,
-            ",".join(f"{p}:{c.resume_at}" for p, c in sorted(cursors.items()))
-            or f"reset={settings.reset}",
         )
         for index, partitions in enumerate(worker_partitions(owned, settings.processing_threads)):
             first = partitions[0]
@@ -159,7 +151,8 @@ def main(argv: list[str]) -> int:
                 applier=applier,
                 group=group,
                 reset=settings.reset,
-                cursors={p: c for p, c in cursors.items() if p in partitions},
+                # read by the worker once its producer has fenced the previous incarnation
+                pointers=functools.partial(load_pointers, kafka, group, topic),
                 upstream=UpstreamStream(
                     endpoint, settings.read_timeout_sec, settings.max_line_bytes
                 ),
@@ -192,7 +185,6 @@ def main(argv: list[str]) -> int:
     log.debug("start-up heap frozen: %d objects", freeze_startup_heap())
     for supervisor in supervisors:
         supervisor.start()
-    probes.ready("pointer")
     log.info(
         "fetcher up: %d workers, status on :%d/pipelined/status",
         len(supervisors),
@@ -201,6 +193,8 @@ def main(argv: list[str]) -> int:
     dump_path = Path(settings.dump_state_path)
     while not stop.is_set():
         probes.beat()
+        if status.pointers_read():  # each worker reads it once its producer fenced the last one
+            probes.ready("pointer")
         for name, view in status.health_views().items():
             reason = not_ready_reason(view, settings.stall_after_sec)
             if reason is None:

@@ -28,6 +28,7 @@ class WorkerStatus:
     restarts: int = 0
     last_progress: float = field(default_factory=time.monotonic)
     upstream_answers: bool = False
+    pointer_read: bool = False  # its committed pointer was read since the process started
     last_error: str = ""
     processed: int = 0
     failures: int = 0
@@ -73,9 +74,10 @@ class FetcherStatus:
         with self._lock:
             self.workers[worker] = WorkerStatus(list(partitions))
 
-    def resumed(self, topic: str, offsets: Mapping[int, int]) -> None:
-        """The committed pointer read at start-up: `current-offsets` shows it from then on."""
+    def resumed(self, worker: str, topic: str, offsets: Mapping[int, int]) -> None:
+        """The worker read its committed pointer: `current-offsets` shows it from then on."""
         with self._lock:
+            self.workers[worker].pointer_read = True
             for partition, offset in offsets.items():
                 self.offsets[(topic, partition)] = offset
 
@@ -113,6 +115,11 @@ class FetcherStatus:
             state.running = True
             state.last_progress = time.monotonic()
             metrics.WORKERS_DOWN.set(sum(not w.running for w in self.workers.values()))
+
+    def pointers_read(self) -> bool:
+        """Whether every worker has read its committed pointer at least once."""
+        with self._lock:
+            return all(w.pointer_read for w in self.workers.values())
 
     def health_views(self) -> dict[str, WorkerView]:
         now = time.monotonic()

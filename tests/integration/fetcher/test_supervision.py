@@ -52,7 +52,12 @@ def test_auth_down_while_upstream_refuses_the_token_loses_nothing(
     fetcher = fetcher_factory(simulator.url, auth.url, stall_after_sec="10")
     fetcher.start()
     consume_until([fetcher.topics.triggers_raw.name], 100, deadline=60)
-    assert _status(fetcher, "readyz").status_code == 200
+    # ready once every worker has read its pointer (one may stream before another has)
+    wait_until(
+        lambda: _status(fetcher, "readyz").status_code == 200,
+        deadline=30,
+        what=lambda: f"readiness before the outage: {_status(fetcher, 'readyz').text}",
+    )
 
     auth.stop()  # auth killed ...
     requests.post(f"{simulator.url}/simulator/faults", json={"revoke_tokens": True}, timeout=5)

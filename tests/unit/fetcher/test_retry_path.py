@@ -29,9 +29,13 @@ MESSAGE = "com.adobe.mcloud.pipeline.pipelineMessage"
 class RecordingProducer:
     """What a transactional producer is asked to do, kept as (topic, key, value) rows."""
 
-    def __init__(self) -> None:
+    def __init__(self, calls: list[str] | None = None) -> None:
         self.open: list[tuple[str, Any, bytes, Any]] = []
         self.committed: list[tuple[str, Any, bytes, Any]] = []
+        self.calls = calls if calls is not None else []
+
+    def init_transactions(self, _timeout: float = 0) -> None:
+        self.calls.append("init_transactions")
 
     def begin_transaction(self) -> None:
         self.open = []
@@ -69,7 +73,16 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return clock
 
 
-def worker(cursors: dict[int, Cursor]) -> tuple[IngestWorker, FetcherStatus]:
+def worker(
+    cursors: dict[int, Cursor], calls: list[str] | None = None
+) -> tuple[IngestWorker, FetcherStatus]:
+    """A worker whose producer was made and whose pointer (`cursors`) was read, in that order."""
+    calls = calls if calls is not None else []
+
+    def pointers() -> dict[int, Cursor]:
+        calls.append("pointers")
+        return cursors
+
     status = FetcherStatus("c", "host", 1000, 5000, 1, {})
     applier = Applier(
         name="triggers-w0",
@@ -85,15 +98,16 @@ def worker(cursors: dict[int, Cursor]) -> tuple[IngestWorker, FetcherStatus]:
         applier=applier,
         group="c",
         reset="earliest",
-        cursors=cursors,
+        pointers=pointers,
         upstream=None,  # type: ignore[arg-type]
         tokens=None,  # type: ignore[arg-type]
-        producer_factory=None,  # type: ignore[arg-type]
+        producer_factory=lambda _id: RecordingProducer(calls),  # type: ignore[arg-type,return-value]
         transactional_id="t",
         limits=FlushLimits(),
         status=status,
         stop=threading.Event(),
     )
+    made._new_producer()
     return made, status
 
 
@@ -170,3 +184,13 @@ def test_a_restart_re_reads_the_waiting_envelope_and_skips_what_was_written(
     ingest.applier.handle([envelope(1), envelope(2), envelope(3)], batch)
     assert batch.commit()[0] == Cursor(4)
     assert raw_offsets(producer) == [1, 3]  # 2 was written before the crash: not again
+
+
+def test_the_pointer_is_read_only_once_the_producer_has_fenced_the_last_incarnation() -> None:
+    """A commit of the killed incarnation may still be completing: init_transactions settles it,
+    so a pointer read before it would resume too early and write those envelopes again."""
+    calls: list[str] = []
+    ingest, status = worker({0: Cursor(7), 5: Cursor(9)}, calls)
+    assert calls == ["init_transactions", "pointers"]
+    assert ingest._request().assign == {0: 7}  # only this worker's partitions
+    assert status.pointers_read()
