@@ -26,6 +26,7 @@ class Reconciliation:
     duplicate_emails: int  # emails beyond the first, by recipient
     duplicate_message_ids: int  # emails beyond the first, by Message-ID
     without_outcome: int  # triggers with no record on `outcomes`
+    rewritten_upstream: int  # triggers.raw records beyond the first of one upstream message
     conflicting_outcomes: int  # triggers with two different outcome statuses
     repeated_outcome_records: int  # the same outcome recorded again (redelivery; harmless)
     resent_after_unknown: int  # `unknown`, then `sent` once an operator resent it (runbook)
@@ -42,6 +43,7 @@ class Reconciliation:
             and self.duplicate_message_ids == 0
             and self.without_outcome == 0
             and self.conflicting_outcomes == 0
+            and self.rewritten_upstream == 0
         )
 
 
@@ -131,6 +133,7 @@ def reconcile(
         duplicate_emails=sum(n - 1 for n in duplicates.values()),
         duplicate_message_ids=sum(n - 1 for n in repeated_ids.values()),
         without_outcome=without_outcome,
+        rewritten_upstream=sum(j.rewritten for j in mine),
         conflicting_outcomes=conflicting,
         repeated_outcome_records=repeated,
         resent_after_unknown=resent,

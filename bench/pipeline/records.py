@@ -46,6 +46,7 @@ class Journey:
     accepted: float | None = None  # first acceptance at the SMTP sink
     recorded: float | None = None  # first `sent` outcome record (mailer)
     upstream: tuple[int, int] | None = None  # upstream partition and offset
+    rewritten: int = 0  # further triggers.raw records of that same upstream message (the fetcher)
     raw_position: tuple[int, int] | None = None  # its triggers.raw partition and offset
     raw_email: str | None = None  # the first shopper address its envelope carries, if any
     raw_key: str | None = None  # its triggers.raw key: the visitor's mcId or declared id
@@ -203,6 +204,11 @@ def read_run(
         headers = _headers(message)
         message_id = header(headers, MESSAGE_ID) or f"raw:{message.offset()}"
         trip = journey(message_id)
+        partition = header(headers, UPSTREAM_PARTITION)
+        offset = header(headers, UPSTREAM_OFFSET)
+        upstream = (int(partition), int(offset)) if partition and offset else None
+        if trip.raw is not None and upstream is not None and upstream == trip.upstream:
+            trip.rewritten += 1  # an upstream repeat has a position of its own
         if trip.raw is None:
             value = message.value() or b""
             trip.raw = stamp(message)
@@ -211,10 +217,7 @@ def read_run(
             shopper_email = SHOPPER_EMAIL.search(value)  # names an email-only trigger's shopper
             trip.raw_email = shopper_email.group().decode() if shopper_email else None
             trip.raw_position = _position(message)
-            partition = header(headers, UPSTREAM_PARTITION)
-            offset = header(headers, UPSTREAM_OFFSET)
-            if partition is not None and offset is not None:
-                trip.upstream = (int(partition), int(offset))
+            trip.upstream = upstream
             if len(records.payload_sample) < sample_payloads:
                 records.payload_sample.append((message.key(), value))
         by_position[_position(message)] = message_id

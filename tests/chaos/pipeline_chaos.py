@@ -177,6 +177,7 @@ def verdict(document: dict[str, Any]) -> list[str]:
         "duplicate_emails",
         "duplicate_message_ids",
         "without_outcome",
+        "rewritten_upstream",
         "conflicting_outcomes",
     ):
         if counts[name]:

@@ -114,3 +114,20 @@ def test_an_unknown_resent_by_the_operator_is_one_outcome_any_other_pair_conflic
     assert verdict({**_document(journal), "reconciliation": asdict(counts)}) == [
         "conflicting_outcomes: 1"
     ]
+
+
+def test_an_upstream_message_the_fetcher_wrote_twice_fails_even_with_one_email(
+    tmp_path: Path,
+) -> None:
+    """The processor calls the second copy a repeat (`duplicate:repeat_message`), so one email
+    goes out; the verdict still names the fetcher's fault, not just a conflicting outcome."""
+    journeys = _journeys()
+    journeys[3].rewritten = 1
+    journeys[3].outcomes = Counter({"sent": 1, "duplicate:repeat_message": 1})
+    journal = _journal(tmp_path / "j.tsv", list(range(TRIGGERS)))
+    counts = reconcile(0, TRIGGERS, read_journal(journal), journeys)
+    assert not counts.exactly_once
+    assert verdict({**_document(journal), "reconciliation": asdict(counts)}) == [
+        "rewritten_upstream: 1",
+        "conflicting_outcomes: 1",
+    ]
