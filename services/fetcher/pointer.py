@@ -78,7 +78,7 @@ def _load(
                 f"(partitions {sorted(behind)}): its pointers cannot be read yet"
             )
         time.sleep(STABLE_POLL_S)
-    return _read_all(reader, name, partitions, consumer, topic, deadline)
+    return _read_through(reader, name, ends, consumer, topic, deadline)
 
 
 def unsettled(ends: Mapping[int, int], stable: Mapping[int, int]) -> set[int]:
@@ -95,20 +95,22 @@ def _end(reader: Consumer, name: str, partition: int, timeout: float) -> int:
     return int(high)
 
 
-def _read_all(
+def _read_through(
     reader: Consumer,
     name: str,
-    partitions: list[int],
+    ends: Mapping[int, int],
     consumer: str,
     topic: str,
     deadline: float,
 ) -> dict[int, Cursor]:
+    """Every committed pointer below `ends` (and whatever committed record follows)."""
     prefix = f"{consumer}|{topic}|".encode()
     pointers: dict[int, Cursor] = {}
-    reader.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in partitions])
-    # Partition EOF (at the last stable offset, under read_committed) ends the read; transaction
-    # markers make offsets unreliable as an end condition.
-    waiting = set(partitions)
+    reader.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in ends])
+    # A partition is read through once a record at or past the end's last offset arrives, or
+    # partition EOF: the offsets just below the end may be transaction markers, never delivered,
+    # and EOF alone never comes while other workers keep committing.
+    waiting = {p for p, end in ends.items() if end > 0}
     while waiting:
         if time.monotonic() > deadline:
             raise TransientFailure(f"reading the pointer topic {name} took too long")
@@ -116,10 +118,13 @@ def _read_all(
         if message is None:
             continue
         error = message.error()
+        partition = int(message.partition() or 0)
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                waiting.discard(int(message.partition() or 0))
+                waiting.discard(partition)
             continue
+        if int(message.offset() or 0) >= ends[partition] - 1:
+            waiting.discard(partition)
         key = message.key() or b""
         value = message.value()
         if key.startswith(prefix) and value:

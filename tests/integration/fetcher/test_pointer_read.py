@@ -21,6 +21,7 @@ from services.common.settings import KafkaSettings
 from services.common.topics import topics
 from services.fetcher.pointer import load_pointers, pointer_key
 from services.fetcher.rules.cursor import Cursor
+from tests.support.deadlines import wait_until
 
 
 @pytest.fixture
@@ -69,6 +70,39 @@ def test_a_pointer_committed_behind_an_open_transaction_is_read_once_it_ends(
         restart.join()
     assert fenced, "the zombie's transaction was never fenced"
     assert pointers == {1: Cursor(20)}  # not the stale 10; the zombie's 5 was aborted
+
+
+def test_the_pointer_is_read_while_the_other_workers_keep_committing(
+    kafka_settings: KafkaSettings, unique: str, pointer_topic: str
+) -> None:
+    """A worker replacing its producer reads while its siblings commit ten times a second: the
+    end never stays still and partition EOF never comes, yet the read must end."""
+    group = f"consumer-{unique}"
+    stop = threading.Event()
+    commits = [0, 0, 0]
+
+    def sibling(index: int) -> None:
+        producer = transactional(kafka_settings, f"{unique}-w{index}")
+        while not stop.is_set():
+            key = pointer_key(group, "triggers", index)
+            commit_pointer(producer, pointer_topic, key, Cursor(commits[index] + 1))
+            commits[index] += 1
+            stop.wait(0.05)  # the commit interval, about: 100 ms less the commit itself
+
+    siblings = [threading.Thread(target=sibling, args=(i,)) for i in range(3)]
+    for thread in siblings:
+        thread.start()
+    try:
+        wait_until(lambda: min(commits) >= 5, deadline=30, what="the siblings' first commits")
+        pointers = load_pointers(kafka_settings, group, "triggers", timeout=20)
+        settled = list(commits)
+    finally:
+        stop.set()
+        for thread in siblings:
+            thread.join()
+    assert sorted(pointers) == [0, 1, 2]
+    assert all(pointers[i].next >= 5 for i in range(3))  # at least what was committed before
+    assert all(pointers[i].next <= settled[i] + 1 for i in range(3))
 
 
 def test_a_transaction_that_never_ends_is_a_transient_failure_that_names_it(

@@ -19,9 +19,12 @@ from services.common.models import OutcomeStatus
 from services.common.settings import REPO_ROOT
 from services.mailer.publishing import message_headers
 from services.simulator.sink_faults import Fault
+from tests.support.deadlines import wait_until
 from tests.support.mailer_world import Scenario, decode_outcome, outcome_for
 
 pytestmark = pytest.mark.kafka
+
+STARTED = "mailer started: "  # the mailer's log line once its signal handlers are in place
 
 
 def start_mailer_process(scenario: Scenario, log_file: Path) -> subprocess.Popen[bytes]:
@@ -71,10 +74,20 @@ def kill_after(scenario: Scenario, log_file: Path, arrivals: int) -> None:
 
 @contextmanager
 def restarted(scenario: Scenario, log_file: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A second mailer for the rest of the block, then stopped with SIGTERM (killed if stuck)."""
+    """A second mailer for the rest of the block, then stopped with SIGTERM (killed if stuck).
+
+    The SIGTERM waits for the mailer's start line: the block may end at once (when the first
+    mailer sent everything before its kill), and a process still importing has no handler yet.
+    """
+    started = log_file.read_text(errors="replace").count(STARTED)
     second = start_mailer_process(scenario, log_file)
     try:
         yield second
+        wait_until(
+            lambda: log_file.read_text(errors="replace").count(STARTED) > started,
+            deadline=60,
+            what=lambda: f"the second mailer's start: {log_file.read_text()[-2000:]}",
+        )
         second.send_signal(signal.SIGTERM)
         second.wait(30)
     finally:
