@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from services.common.errors import TransientFailure
-from services.common.kafka import make_reader
+from services.common.kafka import high_watermark, make_reader
 from services.common.settings import KafkaSettings
 from services.common.topics import topics
 from services.fetcher.rules.cursor import Cursor
@@ -66,9 +66,11 @@ def _load(
     """Wait until nothing written before now is still in an open transaction, then read."""
     deadline = time.monotonic() + timeout
     partitions = list(reader.list_topics(name, timeout=timeout).topics[name].partitions)
-    ends = {p: _end(written, name, p, timeout) for p in partitions}
+    # The end a reader sees: the high watermark when it reads uncommitted data, the last stable
+    # offset when it reads committed data only.
+    ends = {p: high_watermark(written, name, p) for p in partitions}
     waited = False
-    while behind := unsettled(ends, {p: _end(reader, name, p, timeout) for p in partitions}):
+    while behind := unsettled(ends, {p: high_watermark(reader, name, p) for p in partitions}):
         if not waited:
             log.info("%s: waiting for a transaction open on %s to end", consumer, name)
             waited = True
@@ -84,15 +86,6 @@ def _load(
 def unsettled(ends: Mapping[int, int], stable: Mapping[int, int]) -> set[int]:
     """The partitions whose last stable offset has not yet reached the end they had."""
     return {p for p, end in ends.items() if stable.get(p, -1) < end}
-
-
-def _end(reader: Consumer, name: str, partition: int, timeout: float) -> int:
-    """The partition's end as `reader` sees it: the high watermark for a `read_uncommitted`
-    reader, the last stable offset for a `read_committed` one."""
-    _, high = reader.get_watermark_offsets(
-        TopicPartition(name, partition), timeout=timeout, cached=False
-    )
-    return int(high)
 
 
 def _read_through(
